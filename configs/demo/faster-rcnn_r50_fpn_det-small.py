@@ -1,0 +1,71 @@
+# Demo stage 2: Faster R-CNN R50-FPN on det_small (COCO128: 96 train / 32 val images), with the
+# backbone initialised from the demo classifier (stage 1) and zero missing / unexpected keys
+# enforced by the StrictPretrained init. Small images (max 512x384) and 2 epochs: about
+# 6 min on 2 CPU cores. Set the classifier checkpoint with
+#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
+# (default: work_dirs/demo/cls/epoch_3.pth, what tools/run_demo.sh writes).
+_base_ = [
+    'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
+    'mmdet::_base_/datasets/coco_detection.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+    '../_base_/resvariants_runtime.py',
+]
+data_root = '{{$RESVARIANTS_DATA:../shared/data}}/det_small/'
+pretrained = 'work_dirs/demo/cls/epoch_3.pth'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='resvariants.ResNet',
+        depth=50,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_eval=True,
+        style='pytorch',
+        init_cfg=dict(type='StrictPretrained', checkpoint=pretrained, prefix='backbone.')))
+
+img_scale = (512, 384)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='images/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=2,
+    num_workers=2,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img='images/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1. / 3, by_epoch=False, begin=0, end=20),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=2, milestones=[2], gamma=0.1),
+]
+train_cfg = dict(max_epochs=2, val_interval=2)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
+randomness = dict(seed=0)
+auto_scale_lr = dict(base_batch_size=16)

@@ -1,0 +1,47 @@
+# Demo stage 1: ResNet-50 (resvariants trunk) pretrained with mmpretrain on cls_small
+# (Tiny-ImageNet, 10 classes, 64x64, 2000 train / 500 val). About 2.5 min on 2 CPU cores.
+# Data root: $RESVARIANTS_DATA (default ../shared/data, relative to the repo root).
+_base_ = '../imagenet/resnet50_in1k.py'
+
+data_root = '{{$RESVARIANTS_DATA:../shared/data}}/cls_small'
+model = dict(head=dict(num_classes=10, topk=(1, 5)))
+data_preprocessor = dict(num_classes=10)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.35, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='meta/train.txt',
+        data_prefix='train',
+        classes=data_root + '/meta/classes.txt',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=data_root,
+        ann_file='meta/val.txt',
+        data_prefix='val',
+        classes=data_root + '/meta/classes.txt',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+optim_wrapper = dict(optimizer=dict(lr=0.1))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=3, eta_min=1e-3),
+]
+train_cfg = dict(max_epochs=3, val_interval=1)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
+randomness = dict(seed=0)
+auto_scale_lr = dict(base_batch_size=32)

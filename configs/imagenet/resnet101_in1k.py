@@ -1,0 +1,2 @@
+_base_ = '../_base_/imagenet_resnet.py'
+model = dict(backbone=dict(depth=101))

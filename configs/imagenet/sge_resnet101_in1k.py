@@ -1,0 +1,2 @@
+_base_ = './resnet101_in1k.py'
+model = dict(backbone=dict(attention=dict(type='SGE', groups=64)))

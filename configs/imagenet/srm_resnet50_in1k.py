@@ -1,0 +1,2 @@
+_base_ = './resnet50_in1k.py'
+model = dict(backbone=dict(attention=dict(type='SRM')))

@@ -1,0 +1,12 @@
+"""resvariants: ResNet variants as registered mmdet / mmpretrain backbones and plugins.
+
+Importing the package allow-lists the types of an mmengine checkpoint for torch's weights-only
+loading (resume and test then work with the safety on). Models register themselves when
+``resvariants.models`` is imported, which the registry does lazily the first time a
+``resvariants.X`` type is built.
+"""
+from .utils.safe_load import allow_mmengine_checkpoint_types
+
+__version__ = '0.1.0'
+
+allow_mmengine_checkpoint_types()

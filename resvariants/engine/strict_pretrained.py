@@ -1,0 +1,64 @@
+"""``init_cfg=dict(type='StrictPretrained', checkpoint=..., prefix='backbone.')``.
+
+mmengine's ``Pretrained`` init loads with ``strict=False`` and only logs mismatches, so a
+classifier -> detector transfer can silently lose weights. This initializer loads the same way
+(weights-only, prefix stripped) but raises, listing every missing, unexpected or mis-shaped key.
+"""
+from mmengine.logging import print_log
+from mmengine.model.weight_init import PretrainedInit, update_init_info
+from mmengine.registry import WEIGHT_INITIALIZERS
+
+from resvariants.utils.safe_load import load_checkpoint_safely
+
+
+def compare_state_dicts(model_state, loaded_state):
+    """Return (missing, unexpected, mis-shaped) key lists between two state dicts."""
+    missing = sorted(set(model_state) - set(loaded_state))
+    unexpected = sorted(set(loaded_state) - set(model_state))
+    mis_shaped = sorted(
+        f'{k}: checkpoint {tuple(loaded_state[k].shape)} vs model {tuple(model_state[k].shape)}'
+        for k in set(model_state) & set(loaded_state)
+        if hasattr(loaded_state[k], 'shape') and loaded_state[k].shape != model_state[k].shape)
+    return missing, unexpected, mis_shaped
+
+
+def load_state_dict_strictly(module, state_dict, source='checkpoint'):
+    """Load ``state_dict`` into ``module``; raise with every key problem listed."""
+    missing, unexpected, mis_shaped = compare_state_dicts(module.state_dict(), state_dict)
+    if missing or unexpected or mis_shaped:
+        lines = [f'{source} does not match {type(module).__name__}:']
+        for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
+                            ('mis-shaped keys', mis_shaped)):
+            if keys:
+                lines.append(f'  {len(keys)} {title}: ' + ', '.join(keys[:20])
+                             + (' ...' if len(keys) > 20 else ''))
+        raise KeyError('\n'.join(lines))
+    module.load_state_dict(state_dict, strict=True)
+
+
+@WEIGHT_INITIALIZERS.register_module(name='StrictPretrained')
+class StrictPretrainedInit(PretrainedInit):
+    """Pretrained init that fails on any key mismatch (after removing ``prefix``)."""
+
+    def __call__(self, module):
+        checkpoint = load_checkpoint_safely(self.checkpoint, map_location=self.map_location)
+        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise KeyError(f'{self.checkpoint} holds no state_dict')
+        state = {k[len('module.'):] if k.startswith('module.') else k: v
+                 for k, v in state.items()}
+        if self.prefix:
+            prefix = self.prefix if self.prefix.endswith('.') else self.prefix + '.'
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if not state:
+                raise KeyError(f'{self.checkpoint} has no keys with prefix {prefix!r}')
+        load_state_dict_strictly(module, state, source=f'{self.checkpoint} (prefix '
+                                                       f'{self.prefix!r})')
+        print_log(f'StrictPretrained: loaded {len(state)} tensors from {self.checkpoint} '
+                  f'into {type(module).__name__} with 0 missing / 0 unexpected keys',
+                  logger='current')
+        if hasattr(module, '_params_init_info'):
+            update_init_info(module, init_info=self._get_init_info())
+
+    def _get_init_info(self):
+        return f'{self.__class__.__name__}: load from {self.checkpoint}'

@@ -1,0 +1,14 @@
+"""Insertable attention modules, one per file, and the factory that builds them by name."""
+from .bam import BAM
+from .cbam import CBAM
+from .factory import (ATTENTION_ALIASES, STAGE_ATTENTIONS, attention_names, build_attention,
+                      normalize_attention_cfg)
+from .se import SEModule
+from .sge import SGE
+from .sk import SKFusion
+from .srm import SRM
+
+__all__ = [
+    'BAM', 'CBAM', 'SEModule', 'SGE', 'SKFusion', 'SRM', 'ATTENTION_ALIASES',
+    'STAGE_ATTENTIONS', 'attention_names', 'build_attention', 'normalize_attention_cfg'
+]

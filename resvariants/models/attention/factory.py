@@ -1,0 +1,73 @@
+"""One factory for every insertable attention module (timm ``create_attn`` style).
+
+``build_attention('sge', 256)`` or ``build_attention(dict(type='SGE', groups=32), 256)`` builds
+a shape-preserving module; blocks take a config and never import concrete classes.
+"""
+import copy
+
+from mmengine.registry import MODELS as ROOT_MODELS
+
+#: short names accepted in configs -> registered type names
+ATTENTION_ALIASES = {
+    'se': 'SEModule',
+    'cbam': 'CBAM',
+    'bam': 'BAM',
+    'gc': 'ContextBlock',   # mmcv's GCNet block, reused as is
+    'sge': 'SGE',
+    'srm': 'SRM',
+}
+#: modules that go after a whole stage rather than inside each block
+STAGE_ATTENTIONS = ('BAM', )
+#: default keyword arguments that reproduce the PytorchInsight settings
+ATTENTION_DEFAULTS = {
+    'ContextBlock': dict(ratio=1. / 16),
+}
+
+
+def attention_names():
+    """Every accepted short name and registered type, for error messages."""
+    return sorted(set(ATTENTION_ALIASES) | set(ATTENTION_ALIASES.values()))
+
+
+def normalize_attention_cfg(cfg):
+    """Return a config dict with a registered ``type`` (aliases resolved, defaults filled).
+
+    Raises:
+        KeyError: if the name is not a known attention module (the message lists them).
+    """
+    if cfg is None:
+        return None
+    if isinstance(cfg, str):
+        cfg = dict(type=cfg)
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f'attention must be a name or a dict with "type", got {cfg!r}')
+    cfg = copy.deepcopy(dict(cfg))
+    name = cfg['type']
+    if not isinstance(name, str):
+        raise TypeError(f'attention type must be a string, got {name!r}')
+    type_name = ATTENTION_ALIASES.get(name.lower(), name)
+    if type_name.startswith('resvariants.'):
+        type_name = type_name.split('.', 1)[1]
+    _import_modules()
+    if type_name not in set(ATTENTION_ALIASES.values()) and ROOT_MODELS.get(type_name) is None:
+        raise KeyError(f'unknown attention {name!r}; valid names: {", ".join(attention_names())}')
+    cfg['type'] = type_name
+    for key, value in ATTENTION_DEFAULTS.get(type_name, {}).items():
+        cfg.setdefault(key, value)
+    return cfg
+
+
+def build_attention(cfg, in_channels):
+    """Build an attention module from a name or config for ``in_channels`` channels."""
+    cfg = normalize_attention_cfg(cfg)
+    if cfg is None:
+        return None
+    cfg.pop('postfix', None)
+    return ROOT_MODELS.build(dict(cfg, in_channels=in_channels))
+
+
+def _import_modules():
+    # registering side effects; mmcv.cnn registers ContextBlock in the root registry
+    import mmcv.cnn  # noqa: F401
+
+    from . import bam, cbam, se, sge, sk, srm  # noqa: F401

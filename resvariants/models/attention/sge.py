@@ -1,0 +1,56 @@
+"""Spatial Group-wise Enhance (Li, Hu, Yang, arXiv:1905.09646), PytorchInsight ``resnet_sge.py``.
+
+Per sample and channel group g: similarity a = sum_c x_gc * mean_hw(x_gc); a is normalised
+over the H*W positions (minus mean, divided by unbiased std + 1e-5); gate = sigmoid(w_g*a + b_g)
+with learnable w (init 0) and b (init 1) of shape (1, G, 1, 1); x_g <- x_g * gate.
+
+Fix over the reference: on a 1x1 map the unbiased std is undefined and the reference returns
+NaN; here the centred similarity is 0 there, so the gate is sigmoid(b_g) and the output finite.
+Everywhere else the output is bit-identical to the reference formula.
+"""
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+
+from resvariants.registry import PLUGIN_MODELS
+
+
+@PLUGIN_MODELS.register_module()
+class SGE(BaseModule):
+    """Spatial group-wise enhance: one spatial gate per channel group, no extra convs.
+
+    Args:
+        in_channels (int): Channels of the input; must be divisible by ``groups``.
+        groups (int): Number of channel groups. Defaults to 64 (the paper's setting).
+        eps (float): Added to the std. Defaults to 1e-5.
+    """
+    _abbr_ = 'sge'
+
+    def __init__(self, in_channels, groups=64, eps=1e-5, init_cfg=None):
+        super().__init__(init_cfg)
+        if in_channels % groups:
+            raise ValueError(f'SGE: in_channels={in_channels} is not divisible by '
+                             f'groups={groups}')
+        self.in_channels = in_channels
+        self.groups = groups
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(1, groups, 1, 1))
+        self.bias = nn.Parameter(torch.ones(1, groups, 1, 1))
+
+    def init_weights(self):
+        if self.init_cfg is not None:
+            return super().init_weights()
+        nn.init.zeros_(self.weight)
+        nn.init.ones_(self.bias)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        grouped = x.reshape(b * self.groups, c // self.groups, h * w)
+        sim = (grouped * grouped.mean(dim=2, keepdim=True)).sum(dim=1)  # (B*G, HW)
+        sim = sim - sim.mean(dim=1, keepdim=True)
+        std = sim.std(dim=1, keepdim=True, unbiased=h * w > 1)
+        sim = sim / (std + self.eps)
+        gate = torch.sigmoid(sim.view(b, self.groups, h * w) * self.weight.view(1, -1, 1)
+                             + self.bias.view(1, -1, 1))
+        out = grouped.view(b, self.groups, c // self.groups, h * w) * gate.unsqueeze(2)
+        return out.view(b, c, h, w)

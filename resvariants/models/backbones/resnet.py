@@ -1,0 +1,261 @@
+"""One ResNet / ResNeXt trunk for classification and detection, with attention by config.
+
+Subclasses mmdet's ``ResNet`` so detection semantics (``out_indices``, ``frozen_stages``,
+``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``, ``dcn``, ``plugins``) are
+mmdet's own, and the state-dict layout is torchvision's (``conv1``, ``bn1``,
+``layerX.Y.conv1/bn1/...``, ``layerX.0.downsample.0/1``). The same class is used from mmpretrain
+configs (``type='resvariants.ResNet'``), so a classifier's ``backbone.*`` weights load into a
+detector with zero missing or unexpected keys.
+
+Variants are arguments, not classes:
+
+* ``attention='se' | 'cbam' | 'gc' | 'sge' | 'srm'`` (or a dict): a module after the last norm
+  of every block of ``attention_stages``, before the residual addition (PytorchInsight's
+  placement), built through mmdet's plugin mechanism so it is identical to
+  ``plugins=[dict(cfg=..., position='after_conv3')]`` on a stock mmdet ResNet. BasicBlock
+  depths (18/34) take the modules too (after their second norm).
+* ``attention='bam'``: a BAM module after each stage of ``attention_stages`` (default 1-3),
+  named ``bam1..bam3`` as in the reference.
+* ``sk=dict(groups=32, ratio=16)``: PytorchInsight's SK-ResNet* (dense + 32-group 3x3 branches
+  with softmax selection), bottleneck depths only.
+* ``groups=32, base_width=4``: ResNeXt-50/101 32x4d.
+"""
+import copy
+
+import torch.nn as nn
+from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
+from mmdet.models.backbones.resnet import BasicBlock as MMDetBasicBlock
+from mmdet.models.backbones.resnet import ResNet as MMDetResNet
+from mmdet.models.backbones.resnext import Bottleneck as MMDetResNeXtBottleneck
+
+from resvariants.registry import MODELS
+from ..attention.factory import (STAGE_ATTENTIONS, build_attention, normalize_attention_cfg)
+from ..attention.sk import SKFusion
+
+_BLOCK_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+
+
+class BasicBlock(MMDetBasicBlock):
+    """mmdet's BasicBlock that also accepts plugins (``after_conv1`` / ``after_conv2``).
+
+    ``after_conv2`` runs after the second norm, before the residual addition: the place
+    PytorchInsight puts SE/CBAM/SGE in its basic blocks.
+    """
+
+    def __init__(self, inplanes, planes, plugins=None, **kwargs):
+        super().__init__(inplanes, planes, plugins=None, **kwargs)
+        self.after_conv1_plugin_names = []
+        self.after_conv2_plugin_names = []
+        for plugin in plugins or []:
+            position = plugin['position']
+            if position not in ('after_conv1', 'after_conv2'):
+                raise ValueError(f'BasicBlock plugins go "after_conv1" or "after_conv2", got '
+                                 f'position={position!r} (after_conv3 exists only in '
+                                 f'Bottleneck blocks, depth >= 50)')
+            cfg = dict(plugin['cfg'])
+            name, layer = build_plugin_layer(cfg, in_channels=planes,
+                                             postfix=cfg.pop('postfix', ''))
+            if hasattr(self, name):
+                raise ValueError(f'duplicate plugin {name}; give one a "postfix"')
+            self.add_module(name, layer)
+            getattr(self, f'{position}_plugin_names').append(name)
+
+    def _run_plugins(self, x, names):
+        for name in names:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward(self, x):
+        def _inner_forward(x):
+            identity = x
+            out = self.relu(self.norm1(self.conv1(x)))
+            out = self._run_plugins(out, self.after_conv1_plugin_names)
+            out = self.norm2(self.conv2(out))
+            out = self._run_plugins(out, self.after_conv2_plugin_names)
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            return out + identity
+
+        if self.with_cp and x.requires_grad:
+            import torch.utils.checkpoint as cp
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+class Bottleneck(MMDetResNeXtBottleneck):
+    """mmdet's (ResNeXt-capable) Bottleneck with an optional selective-kernel 3x3 stage.
+
+    Args:
+        sk (dict | None): ``dict(groups=32, ratio=16)`` adds PytorchInsight's second 3x3
+            branch (``conv2g``/``bn2g``, ``groups`` groups) and the ``sk`` fusion module.
+        Other arguments: as mmdet's ResNeXt ``Bottleneck`` (``groups=1`` is plain ResNet).
+    """
+
+    def __init__(self, inplanes, planes, sk=None, **kwargs):
+        super().__init__(inplanes, planes, **kwargs)
+        self.with_sk = sk is not None
+        if self.with_sk:
+            sk = dict(sk)
+            width = self.conv2.out_channels
+            branch_groups = sk.pop('groups', 32)
+            if width % branch_groups:
+                raise ValueError(f'SK branch groups={branch_groups} must divide the 3x3 width '
+                                 f'{width}')
+            self.conv2g = build_conv_layer(
+                self.conv_cfg, width, width, kernel_size=3, stride=self.conv2_stride,
+                padding=self.dilation, dilation=self.dilation, groups=branch_groups,
+                bias=False)
+            self.norm2g_name, norm2g = build_norm_layer(self.norm_cfg, width, postfix='2g')
+            self.add_module(self.norm2g_name, norm2g)
+            self.sk = SKFusion(width, **sk)
+
+    def forward(self, x):
+        def _inner_forward(x):
+            identity = x
+            out = self.relu(self.norm1(self.conv1(x)))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv1_plugin_names)
+            branch = self.relu(self.norm2(self.conv2(out)))
+            if self.with_sk:
+                second = self.relu(getattr(self, self.norm2g_name)(self.conv2g(out)))
+                branch = self.sk([branch, second])
+            out = branch
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            out = self.norm3(self.conv3(out))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv3_plugin_names)
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            return out + identity
+
+        if self.with_cp and x.requires_grad:
+            import torch.utils.checkpoint as cp
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+@MODELS.register_module()
+class ResNet(MMDetResNet):
+    """ResNet / ResNeXt trunk with PytorchInsight attention variants, for mmpretrain and mmdet.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        attention (str | dict | None): ``'se'``, ``'cbam'``, ``'gc'``, ``'sge'``, ``'srm'``,
+            ``'bam'`` or a config dict (``dict(type='SGE', groups=64)``). Default None.
+        attention_stages (tuple[bool] | None): Stages that get the attention. Defaults to all
+            stages for block attention and stages 1-3 for BAM.
+        sk (dict | None): Selective-kernel 3x3 (bottleneck only), e.g. ``dict(groups=32)``.
+        groups (int): ResNeXt cardinality (1 = ResNet). Defaults to 1.
+        base_width (int): ResNeXt width per group. Defaults to 4.
+        **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``frozen_stages``,
+            ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``, ``dcn``,
+            ``plugins``, ``init_cfg``, ...).
+
+    Example:
+        >>> import torch
+        >>> from resvariants.models import ResNet
+        >>> m = ResNet(depth=50, attention='sge', out_indices=(0, 1, 2, 3)).eval()
+        >>> [tuple(o.shape) for o in m(torch.rand(1, 3, 64, 64))]
+        [(1, 256, 16, 16), (1, 512, 8, 8), (1, 1024, 4, 4), (1, 2048, 2, 2)]
+    """
+
+    arch_settings = {
+        18: (BasicBlock, (2, 2, 2, 2)),
+        34: (BasicBlock, (3, 4, 6, 3)),
+        50: (Bottleneck, (3, 4, 6, 3)),
+        101: (Bottleneck, (3, 4, 23, 3)),
+        152: (Bottleneck, (3, 8, 36, 3)),
+    }
+
+    def __init__(self, depth, attention=None, attention_stages=None, sk=None, groups=1,
+                 base_width=4, plugins=None, **kwargs):
+        if depth not in self.arch_settings:
+            raise KeyError(f'unsupported ResNet depth {depth}; valid depths: '
+                           f'{sorted(self.arch_settings)}')
+        block = self.arch_settings[depth][0]
+        num_stages = kwargs.get('num_stages', 4)
+        attention = normalize_attention_cfg(attention)
+        self.attention_cfg = attention
+        self.stage_attention_cfg = None
+        plugins = copy.deepcopy(list(plugins)) if plugins is not None else None
+        for plugin in plugins or []:
+            if plugin.get('position') not in _BLOCK_POSITIONS:
+                raise ValueError(f'plugin position must be one of {_BLOCK_POSITIONS}, got '
+                                 f'{plugin.get("position")!r}')
+        if attention is not None and attention['type'] in STAGE_ATTENTIONS:
+            self.stage_attention_cfg = attention
+            stages = attention_stages or (True, ) * (num_stages - 1) + (False, )
+        elif attention is not None:
+            stages = attention_stages or (True, ) * num_stages
+            position = 'after_conv3' if block is Bottleneck else 'after_conv2'
+            plugins = (plugins or []) + [dict(cfg=attention, stages=tuple(stages),
+                                              position=position)]
+        else:
+            stages = attention_stages
+        if stages is not None and len(stages) != num_stages:
+            raise ValueError(f'attention_stages needs {num_stages} entries, got {stages}')
+        self.attention_stages = tuple(stages) if stages is not None else None
+        if sk is not None and block is not Bottleneck:
+            raise ValueError(f'SK (selective kernel) replaces the bottleneck 3x3 conv and needs '
+                             f'depth 50/101/152, got depth {depth} (BasicBlock)')
+        if groups != 1 and block is not Bottleneck:
+            raise ValueError(f'ResNeXt groups need a Bottleneck depth (50/101/152), got {depth}')
+        self.sk = sk
+        self.groups = groups
+        self.base_width = base_width
+        super().__init__(depth, plugins=plugins, **kwargs)
+        if self.stage_attention_cfg is not None:
+            for i, enabled in enumerate(self.attention_stages):
+                if enabled:
+                    channels = self.base_channels * 2**i * self.block.expansion
+                    self.add_module(f'{self.stage_attention_cfg["type"].lower()}{i + 1}',
+                                    build_attention(self.stage_attention_cfg, channels))
+            self._freeze_stages()
+
+    def make_res_layer(self, **kwargs):
+        block = kwargs['block']
+        if issubclass(block, Bottleneck):
+            kwargs.update(groups=self.groups, base_width=self.base_width,
+                          base_channels=self.base_channels, sk=self.sk)
+        if (self.zero_init_residual and kwargs.get('init_cfg') is None
+                and isinstance(self.init_cfg, list)):
+            # mmdet compares block classes by identity, so it skips our subclasses
+            norm = 'norm3' if issubclass(block, Bottleneck) else 'norm2'
+            kwargs['init_cfg'] = dict(type='Constant', val=0, override=dict(name=norm))
+        return super().make_res_layer(**kwargs)
+
+    def stage_attention(self, index):
+        """The stage-level attention after stage ``index`` (0-based), or None."""
+        if self.stage_attention_cfg is None:
+            return None
+        return getattr(self, f'{self.stage_attention_cfg["type"].lower()}{index + 1}', None)
+
+    def _freeze_stages(self):
+        super()._freeze_stages()
+        for i in range(self.frozen_stages):
+            module = self.stage_attention(i) if hasattr(self, 'attention_stages') else None
+            if module is not None:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def forward(self, x):
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        x = self.maxpool(x)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            stage_attention = self.stage_attention(i)
+            if stage_attention is not None:
+                x = stage_attention(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)

@@ -1,0 +1,54 @@
+"""Weights-only checkpoint loading that still reads mmengine Runner checkpoints.
+
+torch >= 2.6 loads with ``weights_only=True`` by default; mmengine 0.10.7 calls ``torch.load``
+without the argument, so its own checkpoints (``message_hub`` holds ``HistoryBuffer`` objects
+with numpy arrays) fail to load on resume and in ``tools/test.py``. Instead of switching the
+safety off, this module allow-lists exactly the types such a checkpoint holds. Anything else (a
+pickle that would import ``os.system``, say) is still refused by torch.
+"""
+import os
+
+import numpy as np
+import torch
+
+_ALLOWED = False
+
+
+def _numpy_types():
+    core = getattr(np, '_core', None) or np.core
+    types = [core.multiarray.scalar, core.multiarray._reconstruct, np.ndarray, np.dtype]
+    for name in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8',
+                 'bool_'):
+        types.append(type(np.dtype(getattr(np, name))))
+    return types
+
+
+def allow_mmengine_checkpoint_types():
+    """Allow-list (once per process) the non-tensor types of an mmengine checkpoint."""
+    global _ALLOWED
+    if _ALLOWED:
+        return
+    if os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'):
+        raise RuntimeError('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set: it lets any checkpoint run '
+                           'code on load. Unset it; resvariants loads mmengine checkpoints with '
+                           'weights-only loading on.')
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.config.config import ConfigDict
+    torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_types())
+    _ALLOWED = True
+
+
+def load_checkpoint_safely(path, map_location='cpu'):
+    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or bad files."""
+    allow_mmengine_checkpoint_types()
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError / RuntimeError variants
+        if 'Weights only load failed' in str(exc) or 'Unsupported global' in str(exc):
+            raise RuntimeError(
+                f'refusing to load {path}: it is not a plain weights checkpoint (it pickles '
+                f'objects that could run code on load). Details: {str(exc).splitlines()[0]}'
+            ) from None
+        raise RuntimeError(f'cannot read checkpoint {path}: {exc}') from exc
