@@ -6,8 +6,7 @@ _base_ = [
     'mmpretrain::_base_/models/resnet50.py',
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     'mmpretrain::_base_/schedules/imagenet_bs256.py',
-    'mmpretrain::_base_/default_runtime.py',
-    './resvariants_runtime.py',
+    './runtime_mmpretrain.py',
 ]
 model = dict(
     backbone=dict(

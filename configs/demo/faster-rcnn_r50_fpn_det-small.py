@@ -8,8 +8,7 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
-    '../_base_/resvariants_runtime.py',
+    '../_base_/runtime_mmdet.py',
 ]
 data_root = '{{$RESVARIANTS_DATA:../shared/data}}/det_small/'
 pretrained = 'work_dirs/demo/cls/epoch_3.pth'

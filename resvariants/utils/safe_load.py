@@ -7,6 +7,7 @@ safety off, this module allow-lists exactly the types such a checkpoint holds. A
 pickle that would import ``os.system``, say) is still refused by torch.
 """
 import os
+import pickle
 
 import numpy as np
 import torch
@@ -32,10 +33,24 @@ def allow_mmengine_checkpoint_types():
         raise RuntimeError('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set: it lets any checkpoint run '
                            'code on load. Unset it; resvariants loads mmengine checkpoints with '
                            'weights-only loading on.')
-    from mmengine.logging.history_buffer import HistoryBuffer
     from mmengine.config.config import ConfigDict
-    torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_types())
+    from mmengine.logging.history_buffer import HistoryBuffer
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, ConfigDict, (_history_buffer_getattr, 'builtins.getattr')]
+        + _numpy_types())
     _ALLOWED = True
+
+
+def _history_buffer_getattr(obj, name):
+    """The only ``getattr`` an mmengine checkpoint needs: ``HistoryBuffer`` pickles its
+    statistics methods as ``getattr(HistoryBuffer, 'mean')``. Any other use is refused, so
+    allowing this name does not open the general ``getattr`` to a checkpoint."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+        f'{name!r}); only HistoryBuffer statistics methods are allowed')
 
 
 def load_checkpoint_safely(path, map_location='cpu'):

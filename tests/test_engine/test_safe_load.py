@@ -68,6 +68,20 @@ def test_mmengine_runner_checkpoint_types_are_allowed(tmp_path):
     assert _load_checkpoint(str(path), map_location='cpu')['meta']['iter'] == 3
 
 
+def test_getattr_is_restricted_to_history_buffer_methods(tmp_path):
+    """getattr on anything but HistoryBuffer's statistics methods is refused."""
+    import numpy as np
+
+    class _GetattrAttack:
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'tofile'))
+
+    path = tmp_path / 'getattr.pth'
+    torch.save({'x': _GetattrAttack()}, path)
+    with pytest.raises(RuntimeError, match='refusing|cannot read'):
+        load_checkpoint_safely(str(path))
+
+
 def test_forcing_unsafe_load_is_rejected(monkeypatch):
     from resvariants.utils import safe_load
     monkeypatch.setattr(safe_load, '_ALLOWED', False)

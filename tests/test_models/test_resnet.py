@@ -112,8 +112,8 @@ def test_zero_init_residual(depth, norm):
 
 def test_with_cp_same_output():
     x = torch.randn(2, 3, 32, 32, requires_grad=True)
-    ref = ResNet(depth=50, base_channels=8, attention='sge').train()
-    cp = ResNet(depth=50, base_channels=8, attention='sge', with_cp=True).train()
+    ref = ResNet(depth=50, base_channels=16, attention='srm', norm_eval=True).train()
+    cp = ResNet(depth=50, base_channels=16, attention='srm', norm_eval=True, with_cp=True).train()
     cp.load_state_dict(ref.state_dict())
     for a, b in zip(ref(x), cp(x)):
         torch.testing.assert_close(a, b)
@@ -136,7 +136,8 @@ def test_stock_mmdet_resnet_plugin_equals_backbone(name, plugin_type, scope):
         stock = MMDET_MODELS.build(
             dict(type='mmdet.ResNet', depth=50, base_channels=16,
                  plugins=[dict(cfg=dict(type=plugin_type, **kw), stages=(True, ) * 4,
-                               position='after_conv3')])).eval()
+                               position='after_conv3')]))
+    stock.eval()
     missing, unexpected = stock.load_state_dict(ours.state_dict(), strict=True)
     assert not missing and not unexpected
     x = torch.randn(2, 3, 64, 64)

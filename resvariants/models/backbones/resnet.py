@@ -244,6 +244,11 @@ class ResNet(MMDetResNet):
                 for param in module.parameters():
                     param.requires_grad = False
 
+    def train(self, mode=True):
+        """As mmdet's (frozen stages, ``norm_eval``), but returns ``self`` like nn.Module."""
+        super().train(mode)
+        return self
+
     def forward(self, x):
         if self.deep_stem:
             x = self.stem(x)
