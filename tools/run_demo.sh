@@ -16,7 +16,7 @@ WORK=work_dirs/demo
 rm -rf "$WORK"
 echo "=== [1/3] pretraining ResNet-50 on cls_small ($RESVARIANTS_DATA/cls_small)"
 $PY tools/train.py configs/demo/resnet50_cls-small.py --work-dir "$WORK/cls"
-CLS_CKPT="$WORK/cls/epoch_3.pth"
+CLS_CKPT="$WORK/cls/epoch_4.pth"
 echo "=== [2/3] training Faster R-CNN R50-FPN on det_small from $CLS_CKPT"
 $PY tools/train.py configs/demo/faster-rcnn_r50_fpn_det-small.py --work-dir "$WORK/det" \
     --cfg-options "model.backbone.init_cfg.checkpoint=$CLS_CKPT"

@@ -3,7 +3,7 @@
 # enforced by the StrictPretrained init. Small images (max 512x384) and 2 epochs: about
 # 6 min on 2 CPU cores. Set the classifier checkpoint with
 #   --cfg-options model.backbone.init_cfg.checkpoint=PATH
-# (default: work_dirs/demo/cls/epoch_3.pth, what tools/run_demo.sh writes).
+# (default: work_dirs/demo/cls/epoch_4.pth, what tools/run_demo.sh writes).
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
@@ -11,7 +11,7 @@ _base_ = [
     '../_base_/runtime_mmdet.py',
 ]
 data_root = '{{$RESVARIANTS_DATA:../shared/data}}/det_small/'
-pretrained = 'work_dirs/demo/cls/epoch_3.pth'
+pretrained = 'work_dirs/demo/cls/epoch_4.pth'
 
 model = dict(
     backbone=dict(

@@ -22,7 +22,7 @@ Variants are arguments, not classes:
 """
 import copy
 
-import torch.nn as nn
+import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmdet.models.backbones.resnet import BasicBlock as MMDetBasicBlock
 from mmdet.models.backbones.resnet import ResNet as MMDetResNet
@@ -35,7 +35,36 @@ from ..attention.sk import SKFusion
 _BLOCK_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
 
 
-class BasicBlock(MMDetBasicBlock):
+class _BlockMixin:
+    """The block contract every variant builds on.
+
+    ``forward(x) = relu(merge(residual(x), x))`` where ``residual`` is the residual branch and
+    ``merge`` adds the shortcut. Variants override one of the three pieces instead of copying
+    ``forward`` (a plain block's ``merge`` returns ``out`` and never runs the shortcut; an
+    epsilon-gated block scales ``out``; an ED block adds a path on the shortcut output).
+    """
+
+    def shortcut(self, x):
+        """The identity, or the projection (``downsample``) when the shape changes."""
+        return x if self.downsample is None else self.downsample(x)
+
+    def merge(self, out, x):
+        """Combine the residual branch output with the block input (before the final ReLU)."""
+        return out + self.shortcut(x)
+
+
+def _block_forward(self, x):
+    def _inner_forward(x):
+        return self.merge(self.residual(x), x)
+
+    if self.with_cp and x.requires_grad:
+        out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+    else:
+        out = _inner_forward(x)
+    return self.relu(out)
+
+
+class BasicBlock(_BlockMixin, MMDetBasicBlock):
     """mmdet's BasicBlock that also accepts plugins (``after_conv1`` / ``after_conv2``).
 
     ``after_conv2`` runs after the second norm, before the residual addition: the place
@@ -65,26 +94,17 @@ class BasicBlock(MMDetBasicBlock):
             x = getattr(self, name)(x)
         return x
 
-    def forward(self, x):
-        def _inner_forward(x):
-            identity = x
-            out = self.relu(self.norm1(self.conv1(x)))
-            out = self._run_plugins(out, self.after_conv1_plugin_names)
-            out = self.norm2(self.conv2(out))
-            out = self._run_plugins(out, self.after_conv2_plugin_names)
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            return out + identity
+    def residual(self, x):
+        """The residual branch F(x), up to (and including) the modules after the last norm."""
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self._run_plugins(out, self.after_conv1_plugin_names)
+        out = self.norm2(self.conv2(out))
+        return self._run_plugins(out, self.after_conv2_plugin_names)
 
-        if self.with_cp and x.requires_grad:
-            import torch.utils.checkpoint as cp
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        else:
-            out = _inner_forward(x)
-        return self.relu(out)
+    forward = _block_forward
 
 
-class Bottleneck(MMDetResNeXtBottleneck):
+class Bottleneck(_BlockMixin, MMDetResNeXtBottleneck):
     """mmdet's (ResNeXt-capable) Bottleneck with an optional selective-kernel 3x3 stage.
 
     Args:
@@ -111,32 +131,24 @@ class Bottleneck(MMDetResNeXtBottleneck):
             self.add_module(self.norm2g_name, norm2g)
             self.sk = SKFusion(width, **sk)
 
-    def forward(self, x):
-        def _inner_forward(x):
-            identity = x
-            out = self.relu(self.norm1(self.conv1(x)))
-            if self.with_plugins:
-                out = self.forward_plugin(out, self.after_conv1_plugin_names)
-            branch = self.relu(self.norm2(self.conv2(out)))
-            if self.with_sk:
-                second = self.relu(getattr(self, self.norm2g_name)(self.conv2g(out)))
-                branch = self.sk([branch, second])
-            out = branch
-            if self.with_plugins:
-                out = self.forward_plugin(out, self.after_conv2_plugin_names)
-            out = self.norm3(self.conv3(out))
-            if self.with_plugins:
-                out = self.forward_plugin(out, self.after_conv3_plugin_names)
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            return out + identity
+    def residual(self, x):
+        """The residual branch F(x), up to (and including) the modules after norm3."""
+        out = self.relu(self.norm1(self.conv1(x)))
+        if self.with_plugins:
+            out = self.forward_plugin(out, self.after_conv1_plugin_names)
+        branch = self.relu(self.norm2(self.conv2(out)))
+        if self.with_sk:
+            second = self.relu(getattr(self, self.norm2g_name)(self.conv2g(out)))
+            branch = self.sk([branch, second])
+        out = branch
+        if self.with_plugins:
+            out = self.forward_plugin(out, self.after_conv2_plugin_names)
+        out = self.norm3(self.conv3(out))
+        if self.with_plugins:
+            out = self.forward_plugin(out, self.after_conv3_plugin_names)
+        return out
 
-        if self.with_cp and x.requires_grad:
-            import torch.utils.checkpoint as cp
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        else:
-            out = _inner_forward(x)
-        return self.relu(out)
+    forward = _block_forward
 
 
 @MODELS.register_module()
