@@ -64,7 +64,8 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1. / 3, by_epoch=False, begin=0, end=20),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=2, milestones=[2], gamma=0.1),
 ]
-train_cfg = dict(max_epochs=2, val_interval=2)
+# evaluation is done once, by tools/test.py after training
+train_cfg = dict(max_epochs=2, val_interval=100)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 randomness = dict(seed=0)
 auto_scale_lr = dict(base_batch_size=16)

@@ -23,9 +23,9 @@ def _prod(shape):
 
 
 def _conv_with_bias(inputs, outputs):
-    flops = conv_flop_jit(inputs, outputs)
+    flops = conv_flop_jit(inputs, outputs)  # a Counter({'conv': MACs})
     if get_shape(inputs[2]) is not None:  # bias: one add per output element
-        flops += _prod(get_shape(outputs[0]))
+        flops['conv_bias'] += _prod(get_shape(outputs[0]))
     return flops
 
 
@@ -36,7 +36,7 @@ _PI_EXTRA_HANDLES = {
     'aten::max_pool2d': elementwise_flop_counter(1, 0),
     'aten::avg_pool2d': elementwise_flop_counter(1, 0),
 }
-_MAC_OPS = ('conv', 'linear', 'addmm', 'matmul', 'mm', 'bmm', 'einsum')
+_MAC_OPS = ('conv', 'linear', 'addmm', 'matmul', 'mm', 'bmm', 'einsum')  # by_operator keys
 
 
 @dataclass
@@ -75,16 +75,11 @@ def count_complexity(model, shape=(224, 224), batch=1) -> Complexity:
             analyzer.set_op_handle(**_PI_EXTRA_HANDLES)
             analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
             analyzer.tracer_warnings('none')
-            total = analyzer.total()
             by_op = analyzer.by_operator()
-            macs = FlopAnalyzer(wrapped, inputs)
-            macs.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            macs.tracer_warnings('none')
-            mac_total = sum(v for k, v in macs.by_operator().items()
-                            if any(op in k for op in _MAC_OPS))
     finally:
         model.train(was_training)
-    del by_op
+    total = sum(by_op.values())
+    mac_total = sum(by_op.get(op, 0) for op in _MAC_OPS)
     params = sum(p.numel() for p in model.parameters())
     return Complexity(params=params, gflops=total / 1e9, gmacs=mac_total / 1e9,
                       shape=tuple(shape))

@@ -48,7 +48,7 @@ class SGE(BaseModule):
         grouped = x.reshape(b * self.groups, c // self.groups, h * w)
         sim = (grouped * grouped.mean(dim=2, keepdim=True)).sum(dim=1)  # (B*G, HW)
         sim = sim - sim.mean(dim=1, keepdim=True)
-        std = sim.std(dim=1, keepdim=True, unbiased=h * w > 1)
+        std = sim.std(dim=1, keepdim=True, unbiased=int(h) * int(w) > 1)
         sim = sim / (std + self.eps)
         gate = torch.sigmoid(sim.view(b, self.groups, h * w) * self.weight.view(1, -1, 1)
                              + self.bias.view(1, -1, 1))

@@ -39,6 +39,6 @@ class SRM(BaseModule):
         b, c, h, w = x.shape
         flat = x.reshape(b, c, h * w)
         mean = flat.mean(dim=2)
-        std = (flat.var(dim=2, unbiased=h * w > 1) + self.eps).sqrt()
+        std = (flat.var(dim=2, unbiased=int(h) * int(w) > 1) + self.eps).sqrt()
         z = mean * self.cfc[:, 0] + std * self.cfc[:, 1]
         return x * torch.sigmoid(self.bn(z.view(b, c, 1, 1)))

@@ -1,0 +1,8 @@
+# Cascade R-CNN + FPN with a BAM-ResNet-50 backbone
+# initialised from configs/imagenet/bam_resnet50_in1k.py.
+_base_ = './_base_/cascade_rcnn_fpn.py'
+model = dict(
+    backbone=dict(
+        attention=dict(type='BAM', ratio=16),
+        init_cfg=dict(checkpoint='{{$RESVARIANTS_PRETRAINED:checkpoints/imagenet}}'
+                      '/bam_resnet50_in1k.pth')))

@@ -1,0 +1,9 @@
+# Faster R-CNN + FPN with a CBAM-ResNet-101 backbone
+# initialised from configs/imagenet/cbam_resnet101_in1k.py.
+_base_ = './_base_/faster_rcnn_fpn.py'
+model = dict(
+    backbone=dict(
+        depth=101,
+        attention=dict(type='CBAM', ratio=16),
+        init_cfg=dict(checkpoint='{{$RESVARIANTS_PRETRAINED:checkpoints/imagenet}}'
+                      '/cbam_resnet101_in1k.pth')))

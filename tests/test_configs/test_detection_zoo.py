@@ -1,0 +1,140 @@
+"""Every detector config in configs/ and projects/: it loads, its model builds, one loss step
+(forward + backward) and one predict run on 2 real det_small images at reduced size, and the
+CocoMetric of those predictions is computed. Also: zoo settings and backbone parameter counts."""
+import glob
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from resvariants.engine.cli import _register_scope
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DATA = os.environ.get('RESVARIANTS_DATA', osp.join(osp.dirname(REPO), 'shared', 'data'))
+DET_SMALL = osp.join(DATA, 'det_small') + '/'
+
+
+def detection_configs():
+    paths = glob.glob(osp.join(REPO, 'configs', '*rcnn*.py'))
+    paths += glob.glob(osp.join(REPO, 'projects', '*', 'configs', '*rcnn*.py'))
+    return sorted(osp.relpath(p, REPO) for p in paths)
+
+
+DETECTION_CONFIGS = detection_configs()
+ZOO_VARIANTS = ['', 'se_', 'sk_', 'cbam_', 'bam_', 'gc_', 'sge_', 'srm_']
+
+
+def load(path):
+    cfg = Config.fromfile(osp.join(REPO, path))
+    cfg.model.backbone.init_cfg = None  # no ImageNet checkpoint in tests
+    return cfg
+
+
+def build_detector(cfg):
+    _register_scope('mmdet')
+    from mmdet.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(cfg.model)
+
+
+@pytest.fixture(scope='module')
+def det_small_batches():
+    """Two train and two val det_small images, resized to at most 320x256, with masks."""
+    _register_scope('mmdet')
+    from mmdet.datasets import CocoDataset
+    from mmengine.dataset import pseudo_collate
+    pipeline = [
+        dict(type='mmdet.LoadImageFromFile'),
+        dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=True),
+        dict(type='mmdet.Resize', scale=(320, 256), keep_ratio=True),
+        dict(type='mmdet.PackDetInputs'),
+    ]
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        train = CocoDataset(data_root=DET_SMALL, ann_file='annotations/instances_train.json',
+                            data_prefix=dict(img='images/'), pipeline=pipeline,
+                            filter_cfg=dict(filter_empty_gt=True))
+        val = CocoDataset(data_root=DET_SMALL, ann_file='annotations/instances_val.json',
+                          data_prefix=dict(img='images/'), pipeline=pipeline, test_mode=True)
+        return pseudo_collate([train[0], train[1]]), pseudo_collate([val[0], val[1]])
+
+
+def test_zoo_is_complete():
+    names = {osp.basename(p) for p in DETECTION_CONFIGS}
+    for det in ('faster_rcnn', 'mask_rcnn', 'cascade_rcnn'):
+        for variant in ZOO_VARIANTS:
+            for depth in (50, 101):
+                assert f'{det}_{variant}r{depth}_fpn.py' in names
+
+
+@pytest.mark.parametrize('det,epochs,milestones', [('faster_rcnn', 24, [16, 22]),
+                                                   ('mask_rcnn', 24, [16, 22]),
+                                                   ('cascade_rcnn', 20, [16, 19])])
+def test_pytorchinsight_detection_settings(det, epochs, milestones):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', f'{det}_sge_r101_fpn.py'))
+    bb = cfg.model.backbone
+    assert (bb.type, bb.depth, bb.frozen_stages, bb.norm_eval) == ('resvariants.ResNet', 101, 1,
+                                                                    True)
+    assert bb.attention == dict(type='SGE', groups=64)
+    assert bb.init_cfg.type == 'StrictPretrained' and bb.init_cfg.prefix == 'backbone.'
+    assert bb.init_cfg.checkpoint.endswith('imagenet/sge_resnet101_in1k.pth')
+    assert cfg.optim_wrapper.optimizer.lr == 0.02 and cfg.auto_scale_lr.base_batch_size == 16
+    warmup, steps = cfg.param_scheduler
+    assert warmup.end == 500 and warmup.start_factor == pytest.approx(1 / 3)
+    assert cfg.train_cfg.max_epochs == epochs and steps.milestones == milestones
+    assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
+    scale = [t for t in cfg.train_pipeline if t['type'] == 'Resize'][0]['scale']
+    assert tuple(scale) == (1333, 800)
+    metrics = cfg.val_evaluator.metric
+    assert (metrics == ['bbox', 'segm']) if det == 'mask_rcnn' else (metrics == 'bbox')
+
+
+@pytest.mark.parametrize('config,expected', [('faster_rcnn_r50_fpn.py', 23.51),
+                                             ('faster_rcnn_r101_fpn.py', 42.50),
+                                             ('faster_rcnn_se_r101_fpn.py', 47.28),
+                                             ('faster_rcnn_sge_r50_fpn.py', 23.51),
+                                             ('faster_rcnn_sge_r101_fpn.py', 42.50)])
+def test_backbone_params_match_source_table(config, expected):
+    model = build_detector(load(osp.join('configs', config)))
+    n = sum(p.numel() for p in model.backbone.parameters())
+    assert round(n / 1e6, 2) == expected
+
+
+@pytest.mark.parametrize('config', DETECTION_CONFIGS)
+def test_config_loss_step_predict_and_coco_metric(config, det_small_batches):
+    cfg = load(config)
+    model = build_detector(cfg)
+    train_batch, val_batch = det_small_batches
+    with_mask = 'mask_head' in cfg.model.get('roi_head', {})
+    model.train()
+    data = model.data_preprocessor(train_batch, training=True)
+    losses = model(**data, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+    model.eval()
+    with torch.no_grad():
+        results = model.val_step(val_batch)
+    assert len(results) == 2 and all('pred_instances' in r for r in results)
+
+    from mmdet.evaluation import CocoMetric
+    metric = CocoMetric(ann_file=DET_SMALL + 'annotations/instances_val.json',
+                        metric=['bbox', 'segm'] if with_mask else 'bbox')
+    metric.dataset_meta = dict(classes=model.dataset_meta['classes']
+                               if getattr(model, 'dataset_meta', None) else
+                               _coco_classes())
+    metric.process({}, [r.to_dict() for r in results])
+    values = metric.evaluate(size=2)
+    assert 'coco/bbox_mAP' in values and 0 <= values['coco/bbox_mAP'] <= 1
+    if with_mask:
+        assert 'coco/segm_mAP' in values
+
+
+def _coco_classes():
+    from mmdet.datasets import CocoDataset
+    return CocoDataset.METAINFO['classes']

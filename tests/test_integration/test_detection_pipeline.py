@@ -1,0 +1,60 @@
+"""Real runs of the demo detector through tools/train.py, tools/test.py and dist_train.sh."""
+import glob
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+from .utils import free_port, python_tool, run
+
+DET_CFG = 'tests/configs/det_tiny.py'
+
+
+@pytest.fixture(scope='module')
+def trained_detector(tmp_path_factory):
+    """Two real Faster R-CNN training iterations on det_small images."""
+    work = tmp_path_factory.mktemp('det')
+    code, out = python_tool('tools/train.py', DET_CFG, '--work-dir', str(work))
+    assert code == 0, out[-4000:]
+    return work, out
+
+
+def test_detector_trains_two_iterations(trained_detector):
+    work, out = trained_detector
+    losses = [float(x) for x in re.findall(r'Iter\(train\) \[\s*\d+/2\].*? loss: ([0-9.]+)', out)]
+    assert len(losses) == 2 and all(l > 0 and l == l for l in losses), out[-3000:]
+    ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu', weights_only=True)
+    assert ckpt['meta']['iter'] == 2
+    assert any(k.startswith('backbone.layer4.') for k in ckpt['state_dict'])
+
+
+def test_coco_evaluation_with_tools_test(trained_detector, tmp_path):
+    work, _ = trained_detector
+    code, out = python_tool('tools/test.py', DET_CFG, osp.join(work, 'iter_2.pth'),
+                            '--work-dir', str(tmp_path))
+    assert code == 0, out[-4000:]
+    assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in out
+    assert re.search(r'coco/bbox_mAP: -?[0-9.]+', out), out[-3000:]
+
+
+def test_resume_continues_at_the_right_iteration(trained_detector, tmp_path):
+    work, _ = trained_detector
+    code, out = python_tool('tools/train.py', DET_CFG, '--work-dir', str(tmp_path), '--resume',
+                            osp.join(work, 'iter_2.pth'), '--cfg-options',
+                            'train_cfg.max_iters=3')
+    assert code == 0, out[-4000:]
+    assert re.search(r'resumed epoch: \d+, iter: 2', out), out[-3000:]
+    assert re.findall(r'Iter\(train\) \[\s*(\d+)/3\]', out) == ['3']
+    assert osp.exists(osp.join(tmp_path, 'iter_3.pth'))
+
+
+def test_two_process_cpu_ddp(tmp_path):
+    code, out = run(['bash', 'tools/dist_train.sh', DET_CFG, '2', '--work-dir', str(tmp_path)],
+                    PORT=str(free_port()), timeout=900)
+    assert code == 0, out[-4000:]
+    assert 'Distributed launcher: pytorch' in out or "'world_size': 2" in out or \
+        'World size: 2' in out, out[-3000:]
+    assert len(re.findall(r'Iter\(train\) \[\s*2/2\]', out)) == 1  # rank 0 logs
+    assert sorted(osp.basename(p) for p in glob.glob(osp.join(tmp_path, '*.pth'))) == \
+        ['iter_2.pth']
