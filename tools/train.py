@@ -8,8 +8,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from resvariants.engine.cli import (add_common_args, build_runner, common_parser,  # noqa: E402
-                                    finish_args, load_config)
+from resvariants.engine.cli import (add_common_args, build_loop_with_clear_errors,  # noqa: E402
+                                    build_runner, check_checkpoint_file, check_data_paths,
+                                    check_model_types, common_parser,
+                                    finish_args, load_config, resolve_auto_resume)
 
 
 def parse_args(argv=None):
@@ -40,15 +42,23 @@ def main(argv=None):
         cfg.auto_scale_lr.enable = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    check_model_types(cfg)
+    check_data_paths(cfg, ('train_dataloader', 'val_dataloader')
+                     if cfg.get('val_cfg', None) else ('train_dataloader', ))
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # the checkpoint last_checkpoint names, or the newest readable one if a crash left
+        # that one unusable; none: start from scratch
+        cfg.load_from = resolve_auto_resume(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+        cfg.resume = cfg.load_from is not None
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
+        check_checkpoint_file(args.resume, '--resume checkpoint')
         cfg.resume = True
         cfg.load_from = args.resume
+    if not cfg.get('resume', False) and cfg.get('load_from', None) and \
+            '://' not in cfg.load_from:  # URLs: mmengine downloads and loads weights-only
+        check_checkpoint_file(cfg.load_from, 'load_from checkpoint')
     runner = build_runner(cfg)
+    build_loop_with_clear_errors(runner, 'train')
     runner.train()
 
 

@@ -105,3 +105,175 @@ def check_file_args(*paths):
     for path in paths:
         if path is not None and not osp.exists(path):
             raise FileNotFoundError(f'file not found: {path}')
+
+
+# ---------------------------------------------------------------- pre-flight checks (issue 10)
+# Each check fails before the Runner builds anything, with a message that names the bad input.
+
+def check_checkpoint_file(path, what='checkpoint'):
+    """Refuse a checkpoint that is missing, unreadable or not weights-only, before any use.
+
+    The pickle part is read with torch's weights-only unpickler (tensor data memory-mapped,
+    not read), so a file that would run code on load is refused and nothing runs.
+    """
+    from resvariants.utils.safe_load import allow_mmengine_checkpoint_types
+    allow_mmengine_checkpoint_types()
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{what} not found: {path}')
+    try:
+        try:
+            torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if 'mmap' not in str(exc):  # legacy (non-zip) files cannot be memory-mapped
+                raise
+            torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:
+        text = str(exc)
+        if 'Weights only load failed' in text or 'Unsupported global' in text:
+            raise RuntimeError(
+                f'refusing to load {what} {path}: it is not a plain weights checkpoint (it '
+                f'pickles objects that could run code on load). Details: '
+                f'{text.strip().splitlines()[0]}') from None
+        raise RuntimeError(f'cannot read {what} {path} (truncated or not a checkpoint): '
+                           f'{text.strip().splitlines()[0] if text.strip() else exc!r}') from None
+
+
+def resolve_auto_resume(work_dir):
+    """The checkpoint ``--resume`` (no value) continues from: the one ``last_checkpoint`` names,
+    or, if that one is missing or unreadable, the newest readable ``*.pth`` in ``work_dir``.
+    Returns None when the work dir holds no usable checkpoint (training starts from scratch)."""
+    import glob
+    from mmengine.logging import print_log
+    candidates = []
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            named = f.read().strip()
+        if named:
+            candidates.append(named)
+    candidates += sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
+    for path in candidates:
+        try:
+            check_checkpoint_file(path)
+            return path
+        except (FileNotFoundError, RuntimeError) as exc:
+            if 'refusing' in str(exc):
+                raise
+            print_log(f'--resume: skipping {path}: {exc}', logger='current', level=30)
+    return None
+
+
+def check_model_types(cfg):
+    """Every ``type='resvariants.X'`` under ``cfg.model`` must be a registered model."""
+    from resvariants.registry import MODELS
+    import resvariants.models  # noqa: F401
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            name = node.get('type')
+            if isinstance(name, str) and name.startswith('resvariants.') and \
+                    MODELS.get(name) is None:
+                valid = ', '.join(sorted(MODELS.module_dict))
+                raise KeyError(f'unknown variant {name!r} at {where}.type; valid resvariants '
+                               f'models: {valid}')
+            for key, value in node.items():
+                walk(value, f'{where}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{where}[{i}]')
+
+    walk(cfg.get('model', None), 'model')
+
+
+def _dataset_cfgs(dataset, where):
+    if not isinstance(dataset, dict):
+        return
+    if 'datasets' in dataset:  # ConcatDataset
+        for i, sub in enumerate(dataset['datasets']):
+            yield from _dataset_cfgs(sub, f'{where}.datasets[{i}]')
+    elif isinstance(dataset.get('dataset'), dict):  # RepeatDataset / ClassBalancedDataset
+        yield from _dataset_cfgs(dataset['dataset'], f'{where}.dataset')
+    else:
+        yield dataset, where
+
+
+def check_data_paths(cfg, loader_names):
+    """The data root, annotation files and image folders of the given loaders must exist."""
+    hint = ('set $RESVARIANTS_DATA or fix it with --cfg-options; the small demo data lives '
+            'in /work/shared/data')
+    for loader_name in loader_names:
+        loader = cfg.get(loader_name, None)
+        if not isinstance(loader, dict):
+            continue
+        for dataset, where in _dataset_cfgs(loader.get('dataset'), f'{loader_name}.dataset'):
+            root = dataset.get('data_root', '') or ''
+            if '://' in str(root) or '://' in str(dataset.get('ann_file', '')) or \
+                    dataset.get('download', False):
+                continue  # remote storage, or a dataset that downloads itself (CIFAR)
+            if root and not osp.isdir(root):
+                raise FileNotFoundError(f'{where}.data_root not found: {root} ({hint})')
+            ann_file = dataset.get('ann_file', '') or ''
+            if ann_file:
+                path = ann_file if osp.isabs(ann_file) or not root else osp.join(root, ann_file)
+                if not osp.isfile(path):
+                    raise FileNotFoundError(f'{where}.ann_file not found: {path} ({hint})')
+            prefix = dataset.get('data_prefix', '')
+            folders = prefix.values() if isinstance(prefix, dict) else [prefix]
+            for folder in folders:
+                if isinstance(folder, str) and folder:
+                    path = folder if osp.isabs(folder) or not root else osp.join(root, folder)
+                    if not osp.isdir(path):
+                        raise FileNotFoundError(f'{where}.data_prefix folder not found: {path} '
+                                                f'({hint})')
+    for evaluator_name in ('val_evaluator', 'test_evaluator'):
+        if evaluator_name.split('_')[0] + '_dataloader' not in loader_names:
+            continue
+        evaluators = cfg.get(evaluator_name, None)
+        for evaluator in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:
+            ann_file = evaluator.get('ann_file') if isinstance(evaluator, dict) else None
+            if ann_file and not osp.isfile(ann_file):
+                raise FileNotFoundError(f'{evaluator_name}.ann_file not found: {ann_file} '
+                                        f'({hint})')
+
+
+def build_loop_with_clear_errors(runner, stage):
+    """Build ``runner``'s ``stage`` ('train' / 'test') loop, and with it the dataset, now.
+
+    The Runner would build it first thing in ``train()`` / ``test()`` (same object, same
+    order). Building it here lets a dataset that fails to build be diagnosed: an empty one
+    (mmengine's serialisation then fails with 'need at least one array to concatenate') is
+    reported as such, naming the annotation file.
+    """
+    attr = f'_{stage}_loop'
+    loop = getattr(runner, attr, None)
+    if loop is None:
+        return
+    loader_cfg = getattr(runner, f'_{stage}_dataloader', None)
+    try:
+        setattr(runner, attr, getattr(runner, f'build_{stage}_loop')(loop))
+    except Exception as exc:
+        if _count_samples(loader_cfg) == 0:
+            dataset = loader_cfg['dataset']
+            root, ann_file = dataset.get('data_root', '') or '', dataset.get('ann_file', '')
+            if ann_file and root and not osp.isabs(ann_file):
+                ann_file = osp.join(root, ann_file)
+            raise ValueError(
+                f'{stage}_dataloader has an empty dataset ({dataset.get("type")}, data_root='
+                f'{root}, ann_file={ann_file}): no '
+                f'samples to iterate; check the annotation file and the image folder '
+                f'(filter_cfg may have removed every image)') from exc
+        raise
+
+
+def _count_samples(loader_cfg):
+    """Number of samples of a (non-wrapped) dataset config, or None if it cannot be told."""
+    import copy
+
+    from mmengine.registry import DATASETS
+    dataset = loader_cfg.get('dataset') if isinstance(loader_cfg, dict) else None
+    if not isinstance(dataset, dict) or 'datasets' in dataset or 'dataset' in dataset:
+        return None
+    try:
+        return len(DATASETS.build(dict(copy.deepcopy(dataset), serialize_data=False)))
+    except Exception:
+        return None

@@ -1,13 +1,19 @@
 """A detector trains from a converted torchvision ResNet-50 with zero missing trunk keys."""
+import os.path as osp
 import re
 
+import pytest
 import torch
 import torchvision
 
 from resvariants.utils import load_checkpoint_safely
-from .utils import python_tool
+
+from .utils import DATA, python_tool
 
 DET_CFG = 'tests/configs/det_tiny_converted_backbone.py'
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not osp.isdir(osp.join(DATA, 'det_small')),
+                                 reason=f'det_small not found under {DATA} (RESVARIANTS_DATA)')]
 
 
 def calibrated_resnet50():

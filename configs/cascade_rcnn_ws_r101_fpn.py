@@ -1,0 +1,9 @@
+# Cascade R-CNN + FPN with a WS-ResNet-101 backbone (mmcv ConvWS in every conv, BN frozen as
+# in the other detectors) initialised from configs/imagenet/ws_resnet101_eshift_in1k.py.
+_base_ = './_base_/cascade_rcnn_fpn.py'
+model = dict(
+    backbone=dict(
+        depth=101,
+        conv_cfg=dict(type='ConvWS'),
+        init_cfg=dict(checkpoint='{{$RESVARIANTS_PRETRAINED:checkpoints/imagenet}}'
+                      '/ws_resnet101_eshift_in1k.pth')))

@@ -1,0 +1,9 @@
+# Faster R-CNN + FPN with an ED-ResNet-101 backbone (ED path in every block; any input size)
+# initialised from configs/imagenet/ed_resnet101_in1k.py.
+_base_ = './_base_/faster_rcnn_fpn.py'
+model = dict(
+    backbone=dict(
+        type='resvariants.EDResNet',
+        depth=101,
+        init_cfg=dict(checkpoint='{{$RESVARIANTS_PRETRAINED:checkpoints/imagenet}}'
+                      '/ed_resnet101_in1k.pth')))

@@ -1,0 +1,113 @@
+"""ED-Net checkpoint conversion: the converted classifier reproduces the original network's
+logits at 224 (ED50 through the CLI, EDSE50 / EDX50 through the function), and runs at sizes
+where the original fails."""
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from ednet_reference import ReferenceEDNet
+from mmengine.config import Config
+
+from resvariants.converters import convert_ednet_state_dict, infer_ednet_arch
+from resvariants.engine.strict_pretrained import load_state_dict_strictly
+from resvariants.utils import load_checkpoint_safely
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(REPO, 'tools', 'model_converters'))
+import ednet_to_mmpretrain  # noqa: E402
+
+
+def build_classifier(name):
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'imagenet', f'{name}_in1k.py'))
+    return MODELS.build(cfg.model).eval()
+
+
+def reference(randomize, **kwargs):
+    """The original network with random weights, norms and running statistics (eval mode)."""
+    torch.manual_seed(0)
+    return randomize(ReferenceEDNet(**kwargs))
+
+
+def assert_same_logits(ours, original, x):
+    with torch.no_grad():
+        expected = original(x)
+        got = ours(x, mode='tensor')
+    assert got.shape == expected.shape == (x.shape[0], 1000)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_cli_round_trip_gives_the_original_logits_at_224(tmp_path, randomize):
+    original = reference(randomize, depth=50)
+    src, dst = tmp_path / 'ed50.pth.tar', tmp_path / 'ed_resnet50.pth'
+    state = {f'module.{k}': v for k, v in original.state_dict().items()}  # DataParallel keys
+    torch.save(dict(state_dict=state, epoch=100, best_prec1=77.0), src)
+    ednet_to_mmpretrain.main([str(src), str(dst)])
+    checkpoint = load_checkpoint_safely(str(dst))
+    assert checkpoint['meta']['arch'] == 'ed_resnet50'
+    assert checkpoint['meta']['epoch'] == 100
+    ours = build_classifier('ed_resnet50')
+    load_state_dict_strictly(ours, checkpoint['state_dict'])
+    assert_same_logits(ours, original, torch.randn(2, 3, 224, 224))
+    # the original only runs at 224; the converted model runs at any size
+    x = torch.randn(1, 3, 256, 256)
+    with pytest.raises(RuntimeError):
+        original(x)
+    with torch.no_grad():
+        assert ours(x, mode='tensor').shape == (1, 1000)
+
+
+@pytest.mark.parametrize('name,kwargs', [('ed_se_resnet50', dict(se=True)),
+                                         ('ed_resnext50', dict(resnext=True))])
+def test_se_and_resnext_keep_their_logits(name, kwargs, randomize):
+    original = reference(randomize, depth=50, **kwargs)
+    state = original.state_dict()
+    assert infer_ednet_arch(state) == (name, 1.0)
+    ours = build_classifier(name)
+    load_state_dict_strictly(ours, convert_ednet_state_dict(state))
+    assert_same_logits(ours, original, torch.randn(1, 3, 224, 224))
+
+
+def fake_ednet_keys(blocks=(3, 4, 6, 3), width=64, hidden=64, out=256, groups=1):
+    """The keys infer_ednet_arch reads, with tensors of the right shapes only where it looks."""
+    state = {f'layer{s}.layer{s}_block_{i}.bn_bn1.weight': torch.zeros(1)
+             for s, n in enumerate(blocks, start=1) for i in range(n)}
+    block = 'layer1.layer1_block_0.'
+    state[block + 'conv_conv2.weight'] = torch.zeros(width, width // groups, 3, 3)
+    state[block + 'encoder.encoder_conv.weight'] = torch.zeros(hidden, out // 32, 3, 3)
+    state[block + 'conv_conv3.weight'] = torch.zeros(out, width, 1, 1)
+    return state
+
+
+@pytest.mark.parametrize('blocks,depth', [((3, 4, 6, 3), 50), ((3, 4, 23, 3), 101),
+                                          ((3, 8, 36, 3), 152)])
+def test_infer_depth(blocks, depth):
+    assert infer_ednet_arch(fake_ednet_keys(blocks)) == (f'ed_resnet{depth}', 1.0)
+    resnext = fake_ednet_keys(blocks, width=128, hidden=128, out=256, groups=32)
+    assert infer_ednet_arch(resnext) == (f'ed_resnext{depth}', 1.0)
+
+
+def test_not_an_ednet_state_dict_is_named():
+    with pytest.raises(ValueError, match='blocks per stage'):
+        infer_ednet_arch(fake_ednet_keys((3, 4, 5, 3)))
+    with pytest.raises(ValueError, match='blocks per stage'):
+        infer_ednet_arch({'layer1.0.conv1.weight': torch.zeros(1)})  # torchvision layout
+
+
+def test_unknown_keys_are_listed_and_old_bn_counters_added():
+    state = {'conv1.weight': torch.zeros(1), 'bn1.running_mean': torch.zeros(1),
+             'layer1.layer1_block_0.encoder.encoder_bn.running_mean': torch.zeros(1)}
+    converted = convert_ednet_state_dict(state)
+    assert converted['backbone.bn1.num_batches_tracked'] == 0
+    assert 'backbone.layer1.0.ed_path.encoder_norm.num_batches_tracked' in converted
+    state['layer1.layer1_block_0.mystery.weight'] = torch.zeros(1)
+    with pytest.raises(KeyError, match='mystery'):
+        convert_ednet_state_dict(state)
+
+
+def test_cli_asks_for_a_config_for_reduced_width(tmp_path):
+    src = tmp_path / 'narrow.pth'
+    torch.save(fake_ednet_keys(width=32), src)
+    with pytest.raises(ValueError, match='reduced-width .*--config'):
+        ednet_to_mmpretrain.main([str(src), str(tmp_path / 'out.pth')])
