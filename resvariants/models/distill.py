@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
+from mmengine.registry import DefaultScope
 from mmpretrain.models.classifiers import ImageClassifier
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -108,7 +109,9 @@ class StagewiseDistiller(ImageClassifier):
         if kind != 'ImageClassifier':
             raise TypeError(f'teacher must be an ImageClassifier config, got type={kind!r}')
         cfg.setdefault('data_preprocessor', nn.Identity())  # inputs arrive preprocessed
-        return ImageClassifier(**cfg)
+        scope = cfg.pop('_scope_', None)  # set by mmengine on dicts inherited from 'pkg::' bases
+        with DefaultScope.overwrite_default_scope(scope):
+            return ImageClassifier(**cfg)
 
     @property
     def num_phases(self):

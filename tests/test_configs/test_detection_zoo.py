@@ -47,10 +47,10 @@ def det_small_batches():
     from mmdet.datasets import CocoDataset
     from mmengine.dataset import pseudo_collate
     pipeline = [
-        dict(type='mmdet.LoadImageFromFile'),
-        dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=True),
-        dict(type='mmdet.Resize', scale=(320, 256), keep_ratio=True),
-        dict(type='mmdet.PackDetInputs'),
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+        dict(type='Resize', scale=(320, 256), keep_ratio=True),
+        dict(type='PackDetInputs'),
     ]
     with DefaultScope.overwrite_default_scope('mmdet'):
         train = CocoDataset(data_root=DET_SMALL, ann_file='annotations/instances_train.json',
@@ -105,6 +105,8 @@ def test_backbone_params_match_source_table(config, expected):
 @pytest.mark.parametrize('config', DETECTION_CONFIGS)
 def test_config_loss_step_predict_and_coco_metric(config, det_small_batches):
     cfg = load(config)
+    # an untrained detector scores everything low: keep all boxes so COCOeval has work to do
+    cfg.model.test_cfg.rcnn.score_thr = 0.0
     model = build_detector(cfg)
     train_batch, val_batch = det_small_batches
     with_mask = 'mask_head' in cfg.model.get('roi_head', {})

@@ -4,13 +4,15 @@ import re
 
 import torch
 
+from resvariants.utils import load_checkpoint_safely
+
 from .utils import python_tool
 
 CLS_CFG = 'tests/configs/cls_tiny.py'
 
 
 def _weights(path):
-    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+    return load_checkpoint_safely(str(path))['state_dict']
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):

@@ -4,7 +4,8 @@ import os.path as osp
 import re
 
 import pytest
-import torch
+
+from resvariants.utils import load_checkpoint_safely
 
 from .utils import free_port, python_tool, run
 
@@ -24,7 +25,7 @@ def test_detector_trains_two_iterations(trained_detector):
     work, out = trained_detector
     losses = [float(x) for x in re.findall(r'Iter\(train\) \[\s*\d+/2\].*? loss: ([0-9.]+)', out)]
     assert len(losses) == 2 and all(l > 0 and l == l for l in losses), out[-3000:]
-    ckpt = torch.load(osp.join(work, 'iter_2.pth'), map_location='cpu', weights_only=True)
+    ckpt = load_checkpoint_safely(osp.join(work, 'iter_2.pth'))
     assert ckpt['meta']['iter'] == 2
     assert any(k.startswith('backbone.layer4.') for k in ckpt['state_dict'])
 

@@ -168,3 +168,12 @@ def test_student_that_does_not_fit_the_teacher_is_refused():
         build_distiller(teacher=teacher_cfg(depth=32))
     with pytest.raises(ValueError, match='phase must be in 1..4'):
         build_distiller().set_phase(5)
+
+
+def test_teacher_config_from_an_inherited_mmpretrain_base():
+    # configs inheriting 'mmpretrain::' bases carry _scope_ keys in every typed dict
+    teacher = dict(teacher_cfg(), type='ImageClassifier', _scope_='mmpretrain')
+    model = build_distiller(teacher=teacher)
+    assert isinstance(model.teacher, ImageClassifier)
+    with pytest.raises(TypeError, match='ImageClassifier config'):
+        build_distiller(teacher=dict(teacher_cfg(), type='mmdet.FasterRCNN'))

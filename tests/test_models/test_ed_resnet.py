@@ -173,6 +173,19 @@ def test_default_init_covers_the_transposed_decoder():
     assert torch.all(model.layer4[2].ed_path.decoder_norm.weight == 1)
 
 
+def test_zero_init_residual_starts_every_block_as_the_identity():
+    model = tiny(zero_init_residual=True)
+    model.init_weights()
+    block = model.layer3[1]  # identity shortcut
+    x = torch.rand(1, 512, 6, 5)
+    with torch.no_grad():
+        assert torch.allclose(block.eval()(x), x)
+    assert all(torch.all(m.ed_path.decoder_norm.weight == 0) for m in model.layer4)
+    pretrained = tiny(zero_init_residual=True, init_cfg=dict(type='Kaiming', layer='Conv2d'))
+    pretrained.init_weights()  # a user's init_cfg: nothing is zeroed
+    assert torch.all(pretrained.layer4[0].ed_path.decoder_norm.weight == 1)
+
+
 def test_norm_eval_and_frozen_stages_cover_the_ed_path():
     model = tiny(frozen_stages=1, norm_eval=True).train()
     ed_norms = [m for name, m in model.named_modules()

@@ -21,6 +21,7 @@ projects/ed_path/README.md).
 """
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmengine.model import constant_init
 
 from resvariants.registry import MODELS
 from .resnet import Bottleneck, ResNet
@@ -136,6 +137,10 @@ class EDResNet(ResNet):
         branch_ratio (float): Residual-branch width factor, 1.0 for "+ED"; the -A/-B configs set
             it (e.g. 0.95 / 0.53 for ED-ResNet-50). Must be in (0, 1].
         ed_groups (int): Groups of the encoder and decoder convs. Defaults to 32.
+        zero_init_residual (bool): As the trunk's (zero-gamma last norm of each residual
+            branch, only with the default init); here it also zeroes the ED decoder's norm, so
+            every block starts as the identity (for training from scratch). ED-Net does not
+            use it; the ImageNet configs keep it off.
 
     Example:
         >>> import torch
@@ -163,6 +168,13 @@ class EDResNet(ResNet):
             for cfg in self.init_cfg:
                 if cfg.get('type') == 'Kaiming':
                     cfg['layer'] = ['Conv2d', 'ConvTranspose2d']
+
+    def init_weights(self):
+        super().init_weights()
+        if self.zero_init_residual and isinstance(self.init_cfg, list):
+            for module in self.modules():
+                if isinstance(module, EDPath):
+                    constant_init(module.decoder_norm, 0)
 
     def make_res_layer(self, **kwargs):
         kwargs.update(block=EDBottleneck, branch_ratio=self.branch_ratio,

@@ -204,7 +204,7 @@ class ResNet(MMDetResNet):
             stages = attention_stages or (True, ) * (num_stages - 1) + (False, )
         elif attention is not None:
             stages = attention_stages or (True, ) * num_stages
-            position = 'after_conv3' if block is Bottleneck else 'after_conv2'
+            position = 'after_conv3' if issubclass(block, Bottleneck) else 'after_conv2'
             plugins = (plugins or []) + [dict(cfg=attention, stages=tuple(stages),
                                               position=position)]
         else:
@@ -212,10 +212,10 @@ class ResNet(MMDetResNet):
         if stages is not None and len(stages) != num_stages:
             raise ValueError(f'attention_stages needs {num_stages} entries, got {stages}')
         self.attention_stages = tuple(stages) if stages is not None else None
-        if sk is not None and block is not Bottleneck:
+        if sk is not None and not issubclass(block, Bottleneck):
             raise ValueError(f'SK (selective kernel) replaces the bottleneck 3x3 conv and needs '
                              f'depth 50/101/152, got depth {depth} (BasicBlock)')
-        if groups != 1 and block is not Bottleneck:
+        if groups != 1 and not issubclass(block, Bottleneck):
             raise ValueError(f'ResNeXt groups need a Bottleneck depth (50/101/152), got {depth}')
         self.sk = sk
         self.groups = groups

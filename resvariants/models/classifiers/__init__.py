@@ -1,0 +1,4 @@
+"""Classifiers built on mmpretrain's ImageClassifier."""
+from .epsilon_classifier import EpsilonImageClassifier
+
+__all__ = ['EpsilonImageClassifier']
