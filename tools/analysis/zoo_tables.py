@@ -8,7 +8,7 @@ ImageNet rows compare every configs/imagenet PytorchInsight config with referenc
 parameters and GFLOPs at 1333x800 (PytorchInsight's detection-table convention) and the source's
 reported COCO AP, marked as reported by the source; measured AP is filled by later full runs.
 With ``--write`` the tables go to docs/model_zoo.md (detection; configs/metafile.yml is regenerated)
-or projects/pytorch_insight/imagenet_table.md (imagenet).
+or projects/pytorch_insight/imagenet_table.md (imagenet; paste it into that README).
 """
 import argparse
 import json
