@@ -49,11 +49,11 @@ def main(argv=None):
     inputs = torch.randn(args.batch, 3, args.size, args.size)
     rows = []
     for depth in args.depths:
-        for name, cls, kwargs in (('ResNet', ResNet, {}), ('Oct-ResNet a=0.5', OctResNet,
-                                                           dict(alpha=0.5))):
+        for name, cls, kwargs in ((f'ResNet-{depth}', ResNet, {}),
+                                  (f'Oct-ResNet-{depth} (a=0.5)', OctResNet, dict(alpha=0.5))):
             model = cls(depth=depth, out_indices=(3, ), **kwargs).eval()
             complexity = count_complexity(model, (args.size, args.size))
-            rows.append((f'{name}-{depth}', complexity.params, complexity.gmacs,
+            rows.append((name, complexity.params, complexity.gmacs,
                          median_ms_per_image(model, inputs, args.runs)))
     print(f'input {args.batch}x3x{args.size}x{args.size}, {args.threads} thread(s), '
           f'median of {args.runs} runs')

@@ -5,7 +5,8 @@
         [--testset]
 
 For each architecture it times (median, or ``--stat min``, of ``--runs`` forward passes after a
-warm-up, eval mode, no autograd) five forms of the same network:
+warm-up, eval mode, no autograd; the forms take turns pass by pass, so load from other processes
+hits them alike) five forms of the same network:
 
 * ``residual``: the trained residual network as it is (conv + BN, additions, shortcut convs);
 * ``plain``: the distilled student (``PlainResNet``: conv + BN, no addition, no shortcut conv);
@@ -89,6 +90,30 @@ def build_forms(arch, device):
     return {name: model.to(device).eval() for name, model in forms.items()}, size
 
 
+def time_forms(forms, inputs, warmup, runs, stat):
+    """Milliseconds per pass of each form.
+
+    The forms take turns (``runs`` rounds), so a change of load on a shared machine hits them
+    alike. A turn times enough passes to last about 0.25 s (at least one) and keeps their
+    median; the result is the ``stat`` (min or median) over the rounds.
+    """
+    import math
+    import statistics
+
+    from resvariants.analysis.latency import measure_latency
+    passes = {}
+    for name, model in forms.items():
+        first = measure_latency(model, inputs, warmup=max(warmup - 1, 0), runs=1).median_ms
+        passes[name] = min(50, max(1, math.ceil(250 / max(first, 1e-3))))
+    samples = {name: [] for name in forms}
+    for _ in range(runs):
+        for name, model in forms.items():
+            samples[name].append(
+                measure_latency(model, inputs, warmup=0, runs=passes[name]).median_ms)
+    reduce = min if stat == 'min' else statistics.median
+    return {name: reduce(values) for name, values in samples.items()}
+
+
 def complexity(model, size):
     from resvariants.analysis import count_complexity
     result = count_complexity(model, (size, size))
@@ -99,7 +124,6 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from resvariants.analysis.latency import measure_latency
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -109,7 +133,6 @@ def main(argv=None):
              f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads')
     print(f'device: {args.device} ({where}); torch {torch.__version__}; {args.stat} of '
           f'{args.runs} runs after {args.warmup} warm-up; times in ms')
-    stat = f'{args.stat}_ms'
     header = '| model | input | batch | ' + ' | '.join(FORMS) + ' | plain / residual | ' \
              'RM exact / residual fused |'
     rows, figures = [], {}
@@ -120,21 +143,17 @@ def main(argv=None):
             model.to(device)
         for batch in args.batch_sizes:
             inputs = torch.randn(batch, 3, size, size, device=device)
-            times = {name: getattr(measure_latency(model, inputs, warmup=args.warmup,
-                                                   runs=args.runs), stat)
-                     for name, model in forms.items()}
+            times = time_forms(forms, inputs, args.warmup, args.runs, args.stat)
             rows.append(f'| {arch} | {size}x{size} | {batch} | '
                         + ' | '.join(f'{times[name]:.1f}' for name in FORMS)
                         + f' | {times["plain"] / times["residual"]:.2f} | '
                         f'{times["RM exact"] / times["residual fused"]:.2f} |')
         if args.testset and arch == 'resnet20':
+            # 10,000 images = 9 full batches of 1024 + one of 784
             inputs = torch.randn(1024, 3, size, size, device=device)
-            times = {}
-            for name, model in forms.items():
-                # 10,000 images = 9 full batches of 1024 + one of 784
-                full = measure_latency(model, inputs, warmup=args.warmup, runs=args.runs)
-                last = measure_latency(model, inputs[:784], warmup=0, runs=args.runs)
-                times[name] = (9 * getattr(full, stat) + getattr(last, stat)) / 1e3
+            full = time_forms(forms, inputs, args.warmup, args.runs, args.stat)
+            last = time_forms(forms, inputs[:784], 0, args.runs, args.stat)
+            times = {name: (9 * full[name] + last[name]) / 1e3 for name in forms}
             rows.append(f'| resnet20, 10k-image pass (s) | {size}x{size} | 1024 | '
                         + ' | '.join(f'{times[name]:.2f}' for name in FORMS)
                         + f' | {times["plain"] / times["residual"]:.2f} | '
