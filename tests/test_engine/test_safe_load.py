@@ -114,3 +114,20 @@ def test_strict_pretrained_loads_exact_match(tmp_path):
                 'meta': {'epoch': 3}}, path)
     StrictPretrainedInit(checkpoint=str(path), prefix='backbone.')(dst)
     torch.testing.assert_close(dst[0].weight, src[0].weight)
+
+
+@pytest.mark.parametrize('attention', ['se', 'cbam', 'bam', 'gc', 'sge', 'srm'])
+def test_strict_pretrained_is_not_overwritten_by_module_inits(attention, tmp_path):
+    """Attention modules re-initialise themselves; the checkpoint must still win."""
+    from resvariants.models import ResNet
+    src = ResNet(depth=50, base_channels=16, attention=attention)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.normal_()
+    path = tmp_path / 'cls.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}}, path)
+    dst = ResNet(depth=50, base_channels=16, attention=attention,
+                 init_cfg=dict(type='StrictPretrained', checkpoint=str(path), prefix='backbone.'))
+    dst.init_weights()
+    for key, value in src.state_dict().items():
+        torch.testing.assert_close(dst.state_dict()[key], value, msg=key)

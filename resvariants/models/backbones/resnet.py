@@ -256,6 +256,29 @@ class ResNet(MMDetResNet):
                 for param in module.parameters():
                     param.requires_grad = False
 
+    def init_weights(self):
+        """Initialise, applying a StrictPretrained checkpoint load *last*.
+
+        mmengine runs a parent's ``init_cfg`` before its children's own ``init_weights``
+        (it holds back only ``type='Pretrained'``), so attention modules that re-initialise
+        themselves would overwrite freshly loaded weights. Here the children initialise first,
+        then the checkpoint is loaded over them.
+        """
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        loads = [c for c in cfgs if isinstance(c, dict)
+                 and c.get('type') == 'StrictPretrained']
+        if not loads:
+            return super().init_weights()
+        from mmengine.model.weight_init import initialize
+        original = self.init_cfg
+        rest = [c for c in cfgs if c is not None and c not in loads]
+        self.init_cfg = rest or None
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = original
+        initialize(self, loads)
+
     def train(self, mode=True):
         """As mmdet's (frozen stages, ``norm_eval``), but returns ``self`` like nn.Module."""
         super().train(mode)
