@@ -34,7 +34,8 @@ class StagewiseDistillHook(Hook):
         by_epoch (bool): Lengths in epochs (True) or iterations (False). Defaults to True.
     """
 
-    priority = 'ABOVE_NORMAL'
+    # before RuntimeInfoHook (VERY_HIGH), which logs the learning rate of the coming iteration
+    priority = 'HIGHEST'
 
     def __init__(self, phase_lengths, phase_lrs=None, by_epoch=True):
         phase_lengths = [int(n) for n in phase_lengths]

@@ -110,6 +110,8 @@ def test_config_loss_step_predict_and_coco_metric(config, det_small_batches):
     model = build_detector(cfg)
     train_batch, val_batch = det_small_batches
     with_mask = 'mask_head' in cfg.model.get('roi_head', {})
+    if cfg.model.backbone.get('conv_cfg', {}).get('type') == 'ConvWS':
+        _calibrate_frozen_norms(model, train_batch)
     model.train()
     data = model.data_preprocessor(train_batch, training=True)
     losses = model(**data, mode='loss')
@@ -135,6 +137,25 @@ def test_config_loss_step_predict_and_coco_metric(config, det_small_batches):
     assert 'coco/bbox_mAP' in values and 0 <= values['coco/bbox_mAP'] <= 1
     if with_mask:
         assert 'coco/segm_mAP' in values
+
+
+def _calibrate_frozen_norms(model, batch):
+    """Give the backbone's frozen BNs the statistics of the images, as a pretrained one has.
+
+    Weight-standardised convs have unit-variance filters, so each multiplies the activation
+    variance by its fan-in; a pretrained WS backbone's BN running statistics undo that, but
+    freshly built frozen BNs (mean 0, var 1) do not and the activations overflow after ~50
+    layers. The detection configs always load an ImageNet WS checkpoint; this stands in for it.
+    """
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the calibration pass
+        norm.train()
+    with torch.no_grad():
+        model.backbone(model.data_preprocessor(batch, training=False)['inputs'])
+    for norm in norms:
+        norm.momentum = 0.1
 
 
 def _coco_classes():

@@ -171,8 +171,18 @@ def test_two_process_ddp_sigkill_then_resume(tmp_path):
 
     code, out = run(dist_cmd(full), PORT=str(free_port()))
     assert code == 0, out[-4000:]
-    proc = _start(dist_cmd(part), PORT=str(free_port()))
-    _kill_when(proc, lambda: (_last_checkpoint(part) or '').endswith('iter_2.pth'))
+    # the run pauses once iter_2.pth is published, so the kill lands before iteration 3
+    marker, paused_cfg = tmp_path / 'paused', tmp_path / 'cls_tiny_pausing.py'
+    paused_cfg.write_text(
+        f"_base_ = '{osp.join(REPO, CLS_CFG)}'\n"
+        "custom_imports = dict(imports=['resvariants.models', "
+        "'pause_after_checkpoint'], allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='PauseAfterCheckpointHook')]\n")
+    proc = _start(['bash', 'tools/dist_train.sh', str(paused_cfg), '2', '--work-dir', str(part)],
+                  PORT=str(free_port()), PAUSE_AFTER_ITER='2', PAUSE_MARKER=str(marker),
+                  PYTHONPATH=osp.join(REPO, 'tests', 'helpers'))
+    _kill_when(proc, marker.exists)
+    assert _last_checkpoint(part).endswith('iter_2.pth')
     assert proc.returncode == -signal.SIGKILL
     time.sleep(2)  # the orphaned workers are gone: nothing more is written
     assert not (part / 'iter_4.pth').exists()

@@ -8,7 +8,7 @@ on its shortcut output ``s`` (the block input, or its projection):
     decoder: 3x3 transposed conv, stride 2, ``ed_groups`` groups, p -> 4p, norm
     out = ReLU(residual(x) + s + decoder(encoder(s)))
 
-(the block of the paper's Fig. 2, ED50/ED101/ED152/EDX50/EDSE50 of the released code). Unlike the
+(the block of the paper's method figure; ED50/ED101/ED152/EDX50/EDSE50 of the released code). Unlike the
 released code, the decoder output size follows the shortcut's size, so any input size works
 (224, 256, 800x1333, odd sizes), and the shortcut runs once per forward (one BN statistics update
 per step, its MACs counted once).
@@ -171,7 +171,10 @@ class EDResNet(ResNet):
 
     def init_weights(self):
         super().init_weights()
-        if self.zero_init_residual and isinstance(self.init_cfg, list):
+        # the default init and WarmStart (trunk from a plain checkpoint, new modules as from
+        # scratch) zero the decoder's norm; any other init_cfg (a full checkpoint) is left alone
+        warm_start = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'WarmStart'
+        if self.zero_init_residual and (isinstance(self.init_cfg, list) or warm_start):
             for module in self.modules():
                 if isinstance(module, EDPath):
                     constant_init(module.decoder_norm, 0)

@@ -29,7 +29,6 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule, Sequential
 
 from resvariants.registry import MODELS
-from ..attention.factory import STAGE_ATTENTIONS, normalize_attention_cfg
 from .resnet import BasicBlock, Bottleneck, ResNet
 
 #: CIFAR ResNets (He et al. 2016, section 4.2): depth 6n + 2, n basic blocks per stage.
@@ -190,7 +189,7 @@ class PlainResNet(_StemOptionMixin, ResNet):
     }
 
     def __init__(self, depth, stem=None, zero_init_residual=False, sk=None, groups=1,
-                 attention=None, attention_stages=None, plugins=None, **kwargs):
+                 **kwargs):
         if zero_init_residual:
             raise ValueError(f'{type(self).__name__} has no shortcut: zero_init_residual=True '
                              f'would make every block output zero')
@@ -200,25 +199,8 @@ class PlainResNet(_StemOptionMixin, ResNet):
         if depth not in self.arch_settings:
             raise KeyError(f'unsupported depth {depth} for {type(self).__name__}; valid depths: '
                            f'{sorted(self.arch_settings)}')
-        attention, attention_stages, plugins = self._bottleneck_attention_as_plugin(
-            depth, attention, attention_stages, plugins, kwargs.get('num_stages', None))
         kwargs = self._resolve_stem(depth, stem, kwargs)
-        super().__init__(depth, attention=attention, attention_stages=attention_stages,
-                         plugins=plugins, zero_init_residual=False, **kwargs)
-
-    def _bottleneck_attention_as_plugin(self, depth, attention, attention_stages, plugins,
-                                        num_stages):
-        # The trunk puts block attention after_conv3 only for its own Bottleneck class (an
-        # identity check); give our bottleneck subclass the same placement explicitly.
-        attention = normalize_attention_cfg(attention)
-        block = self.arch_settings[depth][0]
-        if (attention is None or attention['type'] in STAGE_ATTENTIONS
-                or not issubclass(block, Bottleneck)):
-            return attention, attention_stages, plugins
-        stages = attention_stages or (True, ) * (num_stages or 4)
-        plugins = list(plugins or []) + [dict(cfg=attention, stages=tuple(stages),
-                                              position='after_conv3')]
-        return None, None, plugins
+        super().__init__(depth, zero_init_residual=False, **kwargs)
 
     def make_res_layer(self, **kwargs):
         kwargs.pop('sk', None)
