@@ -73,8 +73,37 @@ def _apply_mmpretrain_loader_defaults(cfg):
             loader.setdefault('persistent_workers', True)
 
 
+def _cpu_batchnorm_instead_of_syncbn(node, where='model'):
+    """Rewrite every ``norm_cfg`` of type SyncBN to BN (in place); returns the places changed.
+
+    torch's SyncBatchNorm refuses CPU tensors in a multi-process run, so the SyncBN configs
+    could not run on a CPU gloo group. Each process then normalises over its own batch.
+    """
+    changed = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if (key == 'norm_cfg' and isinstance(value, dict)
+                    and value.get('type') in ('SyncBN', 'MMSyncBN', 'TorchSyncBN')):
+                value['type'] = 'BN'
+                changed.append(f'{where}.{key}')
+            else:
+                changed += _cpu_batchnorm_instead_of_syncbn(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            changed += _cpu_batchnorm_instead_of_syncbn(value, f'{where}.{i}')
+    return changed
+
+
 def _prepare_cpu_distributed(cfg, launcher):
-    """gloo process group and a device-less DDP wrapper when there is no GPU."""
+    """gloo process group and a device-less DDP wrapper when there is no GPU; SyncBN -> BN."""
+    changed = _cpu_batchnorm_instead_of_syncbn(cfg.model)
+    if cfg.get('sync_bn', None):
+        cfg.sync_bn = None
+        changed.append('sync_bn')
+    if changed:
+        from mmengine.logging import print_log
+        print_log('no CUDA device: SyncBN cannot run on the CPU, using per-process BN in '
+                  + ', '.join(changed), logger='current', level=30)
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg.setdefault('dist_cfg', {})
     env_cfg['dist_cfg']['backend'] = 'gloo'
@@ -83,10 +112,37 @@ def _prepare_cpu_distributed(cfg, launcher):
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
-    if launcher == 'pytorch':
+    if launcher in ('pytorch', 'slurm'):
         import torch.distributed as dist
+        if launcher == 'slurm':
+            _slurm_env_for_cpu(env_cfg['dist_cfg'].get('port', None))
         if not dist.is_initialized():
             dist.init_process_group(backend='gloo', init_method='env://')
+
+
+def _slurm_env_for_cpu(port=None):
+    """torch.distributed env variables from Slurm's, as mmengine's slurm launcher sets them
+    (it also selects a CUDA device, which a CPU-only node does not have)."""
+    import os
+    import subprocess
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in os.environ]
+    if missing:
+        raise RuntimeError('--launcher slurm needs the variables srun sets; missing: '
+                           + ', '.join(missing))
+    if 'MASTER_ADDR' not in os.environ:
+        nodes = os.environ['SLURM_NODELIST']
+        out = subprocess.run(['scontrol', 'show', 'hostname', nodes], capture_output=True,
+                             text=True)
+        if out.returncode != 0 or not out.stdout.split():
+            raise RuntimeError(f'cannot resolve the master node of SLURM_NODELIST={nodes!r} '
+                               f'with scontrol; set MASTER_ADDR')
+        os.environ['MASTER_ADDR'] = out.stdout.split()[0]
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
 
 
 def build_runner(cfg):
