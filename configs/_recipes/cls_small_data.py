@@ -33,3 +33,44 @@ cls_small_val_dataloader = dict(
         data_prefix='val',
         classes=cls_small_root + '/meta/classes.txt',
         pipeline=[dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
+
+# The same data through the CIFAR pipeline of the "ResNet with No Res" source (images resized
+# 64 -> 32, random 28x28 crop, horizontal + vertical flips; centre 28x28 crop for testing), for
+# the CIFAR ResNet configs of projects/resnet_no_res/.
+cls_small_cifar_train_dataloader = dict(
+    batch_size=64,
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=cls_small_root,
+        ann_file='meta/train.txt',
+        data_prefix='train',
+        classes=cls_small_root + '/meta/classes.txt',
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(32, 32)),
+            dict(type='RandomCrop', crop_size=28),
+            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+            dict(type='RandomFlip', prob=0.5, direction='vertical'),
+            dict(type='PackInputs'),
+        ]))
+cls_small_cifar_val_dataloader = dict(
+    batch_size=250,
+    num_workers=2,
+    dataset=dict(
+        _delete_=True,
+        type='CustomDataset',
+        data_root=cls_small_root,
+        ann_file='meta/val.txt',
+        data_prefix='val',
+        classes=cls_small_root + '/meta/classes.txt',
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(32, 32)),
+            dict(type='CenterCrop', crop_size=28),
+            dict(type='PackInputs'),
+        ]))
+# test loaders: their own entries, since mmengine consumes a dict's `_delete_` on first use
+cls_small_test_dataloader = cls_small_val_dataloader
+cls_small_cifar_test_dataloader = cls_small_cifar_val_dataloader

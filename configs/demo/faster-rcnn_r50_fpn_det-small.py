@@ -9,8 +9,9 @@ _base_ = [
     'mmdet::_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     '../_base_/runtime_mmdet.py',
+    '../_recipes/det_small_data.py',
 ]
-data_root = '{{$RESVARIANTS_DATA:../shared/data}}/det_small/'
+data_root = {{_base_.det_small_root}}
 pretrained = 'work_dirs/demo/cls/epoch_4.pth'
 
 model = dict(
@@ -24,39 +25,12 @@ model = dict(
         style='pytorch',
         init_cfg=dict(type='StrictPretrained', checkpoint=pretrained, prefix='backbone.')))
 
-img_scale = (512, 384)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=2,
-    num_workers=2,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='images/'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=2,
-    num_workers=2,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='images/'),
-        pipeline=test_pipeline))
+train_pipeline = {{_base_.det_small_train_pipeline}}
+test_pipeline = {{_base_.det_small_test_pipeline}}
+train_dataloader = {{_base_.det_small_train_dataloader}}
+val_dataloader = {{_base_.det_small_val_dataloader}}
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+val_evaluator = {{_base_.det_small_evaluator}}
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=0.01))

@@ -1,43 +1,15 @@
 # Demo stage 1: ResNet-50 (resvariants trunk) pretrained with mmpretrain on cls_small
 # (Tiny-ImageNet, 10 classes, 64x64, 2000 train / 500 val). About 2 min on 2 CPU cores.
 # Data root: $RESVARIANTS_DATA (default ../shared/data, relative to the repo root).
-_base_ = '../imagenet/resnet50_in1k.py'
+_base_ = ['../imagenet/resnet50_in1k.py', '../_recipes/cls_small_data.py']
 
-data_root = '{{$RESVARIANTS_DATA:../shared/data}}/cls_small'
 # zero-gamma init of the last BN of each block (mmpretrain's default) keeps the first
 # iterations stable at lr 0.1 on 64x64 inputs
 model = dict(backbone=dict(zero_init_residual=True), head=dict(num_classes=10, topk=(1, 5)))
-data_preprocessor = dict(num_classes=10)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.35, 1.0)),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=2,
-    dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        ann_file='meta/train.txt',
-        data_prefix='train',
-        classes=data_root + '/meta/classes.txt',
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        ann_file='meta/val.txt',
-        data_prefix='val',
-        classes=data_root + '/meta/classes.txt',
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
+data_preprocessor = {{_base_.cls_small_data_preprocessor}}
+train_dataloader = {{_base_.cls_small_train_dataloader}}
+val_dataloader = {{_base_.cls_small_val_dataloader}}
+test_dataloader = {{_base_.cls_small_test_dataloader}}
 optim_wrapper = dict(optimizer=dict(lr=0.1))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),

@@ -16,7 +16,7 @@ model = dict(
 data_preprocessor = {{_base_.cls_small_data_preprocessor}}
 train_dataloader = {{_base_.cls_small_train_dataloader}}
 val_dataloader = {{_base_.cls_small_val_dataloader}}
-test_dataloader = {{_base_.cls_small_val_dataloader}}
+test_dataloader = {{_base_.cls_small_test_dataloader}}
 optim_wrapper = dict(optimizer=dict(lr=0.1))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1. / iters_per_epoch, by_epoch=True, begin=0, end=1,

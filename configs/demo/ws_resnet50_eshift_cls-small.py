@@ -6,7 +6,7 @@ model = dict(backbone=dict(zero_init_residual=True), head=dict(num_classes=10, t
 data_preprocessor = {{_base_.cls_small_data_preprocessor}}
 train_dataloader = {{_base_.cls_small_train_dataloader}}
 val_dataloader = {{_base_.cls_small_val_dataloader}}
-test_dataloader = {{_base_.cls_small_val_dataloader}}
+test_dataloader = {{_base_.cls_small_test_dataloader}}
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=4, eta_min=1e-3),

@@ -2,9 +2,8 @@
 # the teacher is resnet20_cls-small.py's checkpoint; 4 phases of 3 epochs (32 iterations
 # each): stages 1-3 by L1 at lr 0.1 (x0.1 from the phase's 3rd epoch), then cross-entropy
 # fine-tuning at lr 0.001.
-_base_ = ['./plain-resnet20_stagewise-distill_1xb1024_cifar100.py']
+_base_ = ['./plain-resnet20_stagewise-distill_1xb1024_cifar100.py', '../../../configs/_recipes/cls_small_data.py']
 
-data_root = '{{$RESVARIANTS_DATA:../shared/data}}/cls_small'
 teacher_checkpoint = 'work_dirs/no_res/resnet20_cls-small/epoch_15.pth'
 phase_lengths = [3, 3, 3, 3]
 phase_lrs = [0.1, 0.1, 0.1, 0.001]
@@ -17,43 +16,9 @@ model = dict(
     teacher_checkpoint=teacher_checkpoint,
     head=head)
 data_preprocessor = dict(num_classes=10)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(32, 32)),
-    dict(type='RandomCrop', crop_size=28),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(32, 32)),
-    dict(type='CenterCrop', crop_size=28),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    batch_size=64,
-    num_workers=2,
-    dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        ann_file='meta/train.txt',
-        data_prefix='train',
-        classes=data_root + '/meta/classes.txt',
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=250,
-    num_workers=2,
-    dataset=dict(
-        _delete_=True,
-        type='CustomDataset',
-        data_root=data_root,
-        ann_file='meta/val.txt',
-        data_prefix='val',
-        classes=data_root + '/meta/classes.txt',
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
+train_dataloader = {{_base_.cls_small_cifar_train_dataloader}}
+val_dataloader = {{_base_.cls_small_cifar_val_dataloader}}
+test_dataloader = {{_base_.cls_small_cifar_test_dataloader}}
 param_scheduler = [
     dict(type='MultiStepLR', by_epoch=True, begin=sum(phase_lengths[:i]),
          end=sum(phase_lengths[:i + 1]), milestones=phase_milestones, gamma=0.1)
