@@ -3,12 +3,13 @@ from .bam import BAM
 from .cbam import CBAM
 from .factory import (ATTENTION_ALIASES, STAGE_ATTENTIONS, attention_names, build_attention,
                       normalize_attention_cfg)
+from .gc import GCBlock
 from .se import SEModule
 from .sge import SGE
 from .sk import SKFusion
 from .srm import SRM
 
 __all__ = [
-    'BAM', 'CBAM', 'SEModule', 'SGE', 'SKFusion', 'SRM', 'ATTENTION_ALIASES',
+    'BAM', 'CBAM', 'GCBlock', 'SEModule', 'SGE', 'SKFusion', 'SRM', 'ATTENTION_ALIASES',
     'STAGE_ATTENTIONS', 'attention_names', 'build_attention', 'normalize_attention_cfg'
 ]

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from resvariants.registry import PLUGIN_MODELS
+from ._fused import bam_gate, mean_hw
 from ._norm import safe_batch_norm
 
 
@@ -62,7 +63,7 @@ class BAM(BaseModule):
                 nn.init.zeros_(m.bias)
 
     def channel_map(self, x):
-        hidden = self.channel_fc1(x.mean(dim=(2, 3)))
+        hidden = self.channel_fc1(mean_hw(x).flatten(1))
         hidden = F.relu(safe_batch_norm(self.channel_bn, hidden))
         return self.channel_fc2(hidden)[:, :, None, None]
 
@@ -73,4 +74,5 @@ class BAM(BaseModule):
         return self.spatial_final(y)
 
     def forward(self, x):
-        return x * (1 + torch.sigmoid(self.channel_map(x) * self.spatial_map(x)))
+        # x * (1 + sigmoid(Mc * Ms)) as one autograd function: no full-size temporaries kept
+        return bam_gate(x, self.channel_map(x), self.spatial_map(x))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from resvariants.registry import PLUGIN_MODELS
+from ._fused import avg_max_hw, channel_scale, max_mean_c
 
 
 @PLUGIN_MODELS.register_module()
@@ -47,8 +48,9 @@ class CBAM(BaseModule):
 
     def forward(self, x):
         b, c = x.shape[:2]
-        pooled = torch.stack([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))])  # 2 x B x C
+        avg, peak = avg_max_hw(x)  # pooled in one function, gradients written in one pass
+        pooled = torch.stack([avg.view(b, c), peak.view(b, c)])  # 2 x B x C
         logits = self.channel_fc2(F.relu(self.channel_fc1(pooled))).sum(0)
-        x = x * torch.sigmoid(logits).view(b, c, 1, 1)
-        compressed = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], 1)
+        x = channel_scale(x, torch.sigmoid(logits).view(b, c, 1, 1))
+        compressed = max_mean_c(x)  # [max over C, mean over C]
         return x * torch.sigmoid(self.spatial_bn(self.spatial_conv(compressed)))

@@ -12,7 +12,8 @@ ATTENTION_ALIASES = {
     'se': 'SEModule',
     'cbam': 'CBAM',
     'bam': 'BAM',
-    'gc': 'ContextBlock',   # mmcv's GCNet block, reused as is
+    'gc': 'GCBlock',  # mmcv's GCNet ContextBlock with a fused attention pooling (gc.py)
+    'contextblock': 'GCBlock',  # type='ContextBlock' in configs: same keys and maths
     'sge': 'SGE',
     'srm': 'SRM',
 }
@@ -21,6 +22,7 @@ STAGE_ATTENTIONS = ('BAM', )
 #: default keyword arguments that reproduce the PytorchInsight settings
 ATTENTION_DEFAULTS = {
     'ContextBlock': dict(ratio=1. / 16),
+    'GCBlock': dict(ratio=1. / 16),
 }
 
 
@@ -70,4 +72,4 @@ def _import_modules():
     # registering side effects; mmcv.cnn registers ContextBlock in the root registry
     import mmcv.cnn  # noqa: F401
 
-    from . import bam, cbam, se, sge, sk, srm  # noqa: F401
+    from . import bam, cbam, gc, se, sge, sk, srm  # noqa: F401

@@ -9,6 +9,7 @@ as in PytorchInsight (SE-R50 28,088,024 parameters).
 from mmpretrain.models.utils import SELayer
 
 from resvariants.registry import PLUGIN_MODELS
+from ._fused import channel_scale, mean_hw
 
 
 @PLUGIN_MODELS.register_module()
@@ -33,3 +34,8 @@ class SEModule(SELayer):
             return super().init_weights()
         for conv_module in (self.conv1, self.conv2):
             conv_module.conv.reset_parameters()
+
+    def forward(self, x):
+        # as SELayer.forward, with a pooling whose gradient stays a broadcast view
+        out = self.conv2(self.conv1(mean_hw(x)))
+        return out if self.return_weight else channel_scale(x, out)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from resvariants.registry import PLUGIN_MODELS
+from ._fused import mean_hw, select2
 from ._norm import safe_batch_norm
 
 
@@ -38,7 +39,9 @@ class SKFusion(BaseModule):
 
     def forward(self, branches):
         b, c = branches[0].shape[:2]
-        squeezed = sum(branch.mean(dim=(2, 3), keepdim=True) for branch in branches)
+        squeezed = sum(mean_hw(branch) for branch in branches)
         hidden = F.relu(safe_batch_norm(self.bn_fc1, self.conv_fc1(squeezed)))
         weights = self.conv_fc2(hidden).view(b, self.num_branches, c, 1, 1).softmax(dim=1)
+        if len(branches) == 2:
+            return select2(branches[0], branches[1], weights[:, 0], weights[:, 1])
         return sum(weights[:, i] * branch for i, branch in enumerate(branches))

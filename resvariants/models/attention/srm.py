@@ -10,6 +10,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from resvariants.registry import PLUGIN_MODELS
+from ._fused import channel_scale, mean_std_hw
 
 
 @PLUGIN_MODELS.register_module()
@@ -37,8 +38,7 @@ class SRM(BaseModule):
 
     def forward(self, x):
         b, c, h, w = x.shape
-        flat = x.reshape(b, c, h * w)
-        mean = flat.mean(dim=2)
-        std = (flat.var(dim=2, unbiased=int(h) * int(w) > 1) + self.eps).sqrt()
+        # two-pass statistics (torch.var's Welford kernel is slow on the CPU), fused backward
+        mean, std = mean_std_hw(x, self.eps, unbiased=int(h) * int(w) > 1)
         z = mean * self.cfc[:, 0] + std * self.cfc[:, 1]
-        return x * torch.sigmoid(self.bn(z.view(b, c, 1, 1)))
+        return channel_scale(x, torch.sigmoid(self.bn(z.view(b, c, 1, 1))))

@@ -1,0 +1,333 @@
+"""Pooling and gating primitives with hand-written backward passes, shared by the modules.
+
+The attention modules spend their time in memory-bound passes over the block output (the
+widest activation of a bottleneck), so the cost is the number of full-size tensors read and
+written. Autograd's generic formulas spend more passes than the maths needs: ``mean`` over
+H x W materialises its broadcast gradient through a division, ``amax`` builds a float mask
+and a tie count, ``var``/``std`` use a slow Welford kernel on the CPU and a multi-pass
+backward, and ``x * (1 + sigmoid(c * s))`` keeps and revisits four full-size temporaries.
+The functions here compute the same forward values (same operations, or a two-pass variance
+instead of Welford, equal to rounding) and return their gradients in the fewest passes.
+
+Every function works on any float dtype (autocast included) and on CPU and CUDA; the
+backward passes are first-order only (``once_differentiable``).
+"""
+import torch
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
+
+
+def _centred_var(flat, dim, unbiased):
+    """Two-pass variance along ``dim`` (and the centred values and the mean), faster than
+    ``torch.var`` on the CPU; ``unbiased`` divides by ``n - 1``."""
+    n = flat.shape[dim]
+    mean = flat.mean(dim=dim, keepdim=True)
+    centred = flat - mean
+    var = torch.linalg.vecdot(centred, centred, dim=dim).unsqueeze(dim) / (n - 1 if unbiased
+                                                                          else n)
+    return var, centred, mean
+
+
+class _MeanHW(Function):
+    """Global average pool ``x.mean((2, 3), keepdim=True)``; its gradient stays a broadcast
+    view (no full-size division)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return x.mean(dim=(2, 3), keepdim=True)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        return (grad / (ctx.shape[2] * ctx.shape[3])).expand(ctx.shape)
+
+
+def mean_hw(x):
+    """``x.mean((2, 3), keepdim=True)`` with a cheap backward."""
+    return _MeanHW.apply(x)
+
+
+class _AvgMaxHW(Function):
+    """Average and max over H x W (keepdim). The max gradient goes to the first maximum (as
+    ``max_pool2d`` / ``torch.max`` route it); both gradients are written in one pass. The
+    argmax is taken only when a backward will follow (``amax`` alone is faster)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        b, c, h, w = x.shape
+        avg = x.mean(dim=(2, 3), keepdim=True)
+        if not ctx.needs_input_grad[0]:
+            return avg, x.amax(dim=(2, 3), keepdim=True)
+        peak, index = x.reshape(b, c, h * w).max(dim=2, keepdim=True)
+        ctx.save_for_backward(index)
+        ctx.shape = x.shape
+        return avg, peak.view(b, c, 1, 1).clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_avg, grad_max):
+        index, = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        dx = (grad_avg / (h * w)).expand(b, c, h, w).contiguous()
+        dx.view(b, c, h * w).scatter_add_(2, index, grad_max.reshape(b, c, 1).to(dx.dtype))
+        return dx
+
+
+def avg_max_hw(x):
+    """``(x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True))``."""
+    return _AvgMaxHW.apply(x)
+
+
+class _MaxMeanC(Function):
+    """``cat([max over C, mean over C], 1)``: CBAM's spatial descriptor (max first); the max
+    gradient goes to the first maximum, as ``torch.max(x, 1)`` routes it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        mean = x.mean(dim=1, keepdim=True)
+        if not ctx.needs_input_grad[0]:
+            return torch.cat([x.amax(dim=1, keepdim=True), mean], 1)
+        peak, index = x.max(dim=1, keepdim=True)
+        ctx.save_for_backward(index)
+        ctx.shape = x.shape
+        return torch.cat([peak, mean], 1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        index, = ctx.saved_tensors
+        dx = (grad[:, 1:] / ctx.shape[1]).expand(ctx.shape).contiguous()
+        dx.scatter_add_(1, index, grad[:, :1].contiguous().to(dx.dtype))
+        return dx
+
+
+def max_mean_c(x):
+    """``torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)``."""
+    return _MaxMeanC.apply(x)
+
+
+class _MeanStdHW(Function):
+    """Per-channel mean and ``sqrt(var + eps)`` over H x W, both of shape (B, C)."""
+
+    @staticmethod
+    def forward(ctx, x, eps, unbiased):
+        b, c, h, w = x.shape
+        flat = x.reshape(b, c, h * w)
+        var, _, mean = _centred_var(flat, 2, unbiased)
+        std = (var + eps).sqrt()
+        ctx.save_for_backward(x, mean, std)
+        ctx.denom = h * w - 1 if unbiased else h * w
+        return mean.view(b, c).clone(), std.view(b, c).clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_mean, grad_std):
+        x, mean, std = ctx.saved_tensors
+        b, c, h, w = x.shape
+        # d std / d x = (x - mean) / (denom * std): dx = a * x + (grad_mean / n - a * mean)
+        a = grad_std.view(b, c, 1) / (std * ctx.denom)
+        shift = grad_mean.view(b, c, 1) / (h * w) - a * mean
+        dx = x.reshape(b, c, h * w) * a
+        dx += shift
+        return dx.view(b, c, h, w), None, None
+
+
+def mean_std_hw(x, eps=1e-5, unbiased=True):
+    """Per-channel ``(mean, sqrt(var + eps))`` over H x W, shapes (B, C)."""
+    return _MeanStdHW.apply(x, eps, unbiased)
+
+
+class _BAMGate(Function):
+    """``x * (1 + sigmoid(c * s))`` for a channel map ``c`` (B, C, 1, 1) and a spatial map
+    ``s`` (B, 1, H, W), written as ``x + x * g``; keeps ``x`` and ``g`` only."""
+
+    @staticmethod
+    def forward(ctx, x, channel, spatial):
+        gate = torch.sigmoid(channel * spatial)
+        ctx.save_for_backward(x, channel, spatial, gate)
+        return torch.addcmul(x, x, gate)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, channel, spatial, gate = ctx.saved_tensors
+        b, c, h, w = x.shape
+        dx = torch.addcmul(grad, grad, gate)
+        # d logits = grad * x * g * (1 - g), then reduced against each map
+        dz = grad * x
+        dz.mul_(torch.addcmul(gate, gate, gate, value=-1))
+        dz = dz.view(b, c, h * w)
+        d_channel = torch.bmm(dz, spatial.reshape(b, h * w, 1).to(dz.dtype))
+        d_spatial = torch.bmm(channel.reshape(b, 1, c).to(dz.dtype), dz)
+        return (dx, d_channel.view(channel.shape).to(channel.dtype),
+                d_spatial.view(spatial.shape).to(spatial.dtype))
+
+
+def bam_gate(x, channel, spatial):
+    """``x * (1 + sigmoid(channel * spatial))`` with a fused backward."""
+    return _BAMGate.apply(x, channel, spatial)
+
+
+class _SGE(Function):
+    """Spatial group-wise enhance, forward and backward, with no Python loop over groups.
+
+    Per group (B*G, C/G, H*W): ``sim = mean_c . x`` as one batched matrix product, normalised
+    over H*W (two-pass std), ``gate = sigmoid(weight * norm + bias)``, ``out = x * gate``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups, eps):
+        b, c, h, w = x.shape
+        n, cg = h * w, c // groups
+        grouped = x.reshape(b * groups, cg, n)
+        mean = grouped.mean(dim=2, keepdim=True)  # (BG, cg, 1)
+        sim = torch.bmm(mean.transpose(1, 2), grouped).view(b, groups, n)
+        var, centred, _ = _centred_var(sim, 2, unbiased=n > 1)
+        std = var.sqrt()
+        inv = 1 / (std + eps)
+        norm = centred * inv
+        gate = torch.sigmoid(torch.addcmul(bias.view(1, groups, 1).to(norm.dtype), norm,
+                                           weight.view(1, groups, 1).to(norm.dtype)))
+        # written through a view into a fresh (B, C, H, W) tensor, so the output is no view
+        # (mmdet's stock Bottleneck adds the shortcut to the plugin output in place)
+        out = torch.empty(x.shape, dtype=torch.result_type(grouped, gate), device=x.device)
+        torch.mul(grouped, gate.view(b * groups, 1, n), out=out.view(b * groups, cg, n))
+        ctx.save_for_backward(x, weight, mean, norm, inv, std, gate)
+        ctx.groups, ctx.denom = groups, max(n - 1, 1)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight, mean, norm, inv, std, gate = ctx.saved_tensors
+        groups = ctx.groups
+        b, c, h, w = x.shape
+        n, cg = h * w, c // groups
+        grouped = x.reshape(b * groups, cg, n)
+        grad = grad.reshape(b * groups, cg, n)
+        d_gate = (grad * grouped).sum(dim=1).view(b, groups, n).to(gate.dtype)
+        d_t = d_gate * gate * (1 - gate)
+        d_weight = (d_t * norm).sum(dim=(0, 2)).view(1, groups, 1, 1)
+        d_bias = d_t.sum(dim=(0, 2)).view(1, groups, 1, 1)
+        d_norm = d_t * weight.view(1, groups, 1).to(d_t.dtype)
+        # norm = (sim - mean(sim)) / (std + eps), std unbiased (0 where undefined: no term)
+        proj = torch.linalg.vecdot(d_norm, norm, dim=2).unsqueeze(2)
+        coef = torch.where(std > 0, proj / (std * ctx.denom), torch.zeros_like(std))
+        d_sim = inv * (d_norm - d_norm.mean(dim=2, keepdim=True)) - coef * norm
+        d_sim = d_sim.view(b * groups, 1, n).to(grouped.dtype)
+        d_mean = torch.bmm(grouped, d_sim.transpose(1, 2))  # (BG, cg, 1)
+        dx = grad * gate.view(b * groups, 1, n).to(grad.dtype)
+        dx.baddbmm_(mean.to(dx.dtype), d_sim.to(dx.dtype))
+        dx += (d_mean / n).to(dx.dtype)
+        return (dx.view(b, c, h, w), d_weight.to(weight.dtype), d_bias.to(weight.dtype), None,
+                None)
+
+
+def sge(x, weight, bias, groups, eps=1e-5):
+    """Spatial group-wise enhance of ``x`` with per-group ``weight``/``bias`` (1, G, 1, 1)."""
+    return _SGE.apply(x, weight, bias, groups, eps)
+
+
+class _Select2(Function):
+    """``a * wa + b * wb`` for per-channel weights (B, C, 1, 1); SK's selection."""
+
+    @staticmethod
+    def forward(ctx, a, b, wa, wb):
+        ctx.save_for_backward(a, b, wa, wb)
+        out = a * wa
+        out.addcmul_(b, wb)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        a, b, wa, wb = ctx.saved_tensors
+        bs, c = grad.shape[:2]
+        flat = grad.reshape(bs, c, -1)
+
+        def dot(t):
+            t = t.reshape(bs, c, -1)
+            if t.dtype == flat.dtype:
+                return torch.linalg.vecdot(flat, t, dim=2)
+            return (flat * t).sum(dim=2)
+
+        return (grad * wa, grad * wb, dot(a).view(wa.shape).to(wa.dtype),
+                dot(b).view(wb.shape).to(wb.dtype))
+
+
+def select2(a, b, wa, wb):
+    """``a * wa + b * wb`` with per-channel weights, fused backward."""
+    return _Select2.apply(a, b, wa, wb)
+
+
+class _AttentionPool(Function):
+    """GCNet's attention pooling: ``softmax(conv1x1(x))`` over H*W, then the weighted sum of
+    ``x``: context (B, C, 1, 1). The 1x1 mask conv is a batched matrix-vector product; the
+    backward writes the input gradient once (a rank-2 batched product)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        b, c, h, w = x.shape
+        flat = x.reshape(b, c, h * w)
+        vec = weight.reshape(1, 1, c).to(flat.dtype).expand(b, 1, c)
+        logits = torch.bmm(vec, flat)
+        if bias is not None:
+            logits = logits + bias.to(logits.dtype).view(1, 1, 1)
+        prob = torch.softmax(logits, dim=2)  # (B, 1, N)
+        context = torch.bmm(flat, prob.transpose(1, 2))  # (B, C, 1)
+        ctx.save_for_backward(x, weight, prob)
+        ctx.has_bias = bias is not None
+        return context.view(b, c, 1, 1).clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, weight, prob = ctx.saved_tensors
+        b, c, h, w = x.shape
+        flat = x.reshape(b, c, h * w)
+        d_context = grad.reshape(b, c, 1).to(flat.dtype)
+        d_prob = torch.bmm(d_context.transpose(1, 2), flat)  # (B, 1, N)
+        d_logits = prob * (d_prob - (prob * d_prob).sum(dim=2, keepdim=True))
+        d_weight = torch.bmm(d_logits, flat.transpose(1, 2)).sum(dim=0)  # (1, C)
+        d_bias = d_logits.sum().reshape(1) if ctx.has_bias else None
+        vec = weight.reshape(1, c, 1).to(flat.dtype).expand(b, c, 1)
+        dx = torch.bmm(torch.cat([d_context, vec], dim=2), torch.cat([prob, d_logits], dim=1))
+        return (dx.view(b, c, h, w), d_weight.view(weight.shape).to(weight.dtype),
+                None if d_bias is None else d_bias.to(weight.dtype))
+
+
+def attention_pool(x, weight, bias=None):
+    """GCNet context: ``sum_n softmax_n(w . x_n + bias) x_n``, shape (B, C, 1, 1)."""
+    return _AttentionPool.apply(x, weight, bias)
+
+
+class _ChannelScale(Function):
+    """``x * gate`` for a per-channel gate (B, C, 1, 1): the gate's gradient is a dot product
+    over H*W (no full-size product is allocated)."""
+
+    @staticmethod
+    def forward(ctx, x, gate):
+        ctx.save_for_backward(x, gate)
+        return x * gate
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, gate = ctx.saved_tensors
+        dx = grad * gate if ctx.needs_input_grad[0] else None
+        d_gate = None
+        if ctx.needs_input_grad[1]:
+            b, c = x.shape[:2]
+            flat_grad, flat_x = grad.reshape(b, c, -1), x.reshape(b, c, -1)
+            if flat_grad.dtype == flat_x.dtype:
+                d_gate = torch.linalg.vecdot(flat_grad, flat_x, dim=2)
+            else:
+                d_gate = (flat_grad * flat_x).sum(dim=2)
+            d_gate = d_gate.view(gate.shape).to(gate.dtype)
+        return dx, d_gate
+
+
+def channel_scale(x, gate):
+    """``x * gate`` with ``gate`` of shape (B, C, 1, 1), cheaper backward."""
+    return _ChannelScale.apply(x, gate)
