@@ -13,6 +13,7 @@ Every function works on any float dtype (autocast included) and on CPU and CUDA;
 backward passes are first-order only (``once_differentiable``).
 """
 import torch
+import torch.nn.functional as F
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
@@ -43,8 +44,14 @@ class _MeanHW(Function):
         return (grad / (ctx.shape[2] * ctx.shape[3])).expand(ctx.shape)
 
 
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def mean_hw(x):
     """``x.mean((2, 3), keepdim=True)`` with a cheap backward."""
+    if not _needs_grad(x):
+        return F.adaptive_avg_pool2d(x, 1)  # the fastest kernel, for inference
     return _MeanHW.apply(x)
 
 
@@ -153,13 +160,16 @@ class _BAMGate(Function):
     def backward(ctx, grad):
         x, channel, spatial, gate = ctx.saved_tensors
         b, c, h, w = x.shape
-        dx = torch.addcmul(grad, grad, gate)
-        # d logits = grad * x * g * (1 - g), then reduced against each map
+        # d logits = grad * x * g * (1 - g), reduced against each map; computed in place in
+        # one buffer, which then receives dx = grad * (1 + g)
         dz = grad * x
-        dz.mul_(torch.addcmul(gate, gate, gate, value=-1))
-        dz = dz.view(b, c, h * w)
-        d_channel = torch.bmm(dz, spatial.reshape(b, h * w, 1).to(dz.dtype))
-        d_spatial = torch.bmm(channel.reshape(b, 1, c).to(dz.dtype), dz)
+        dz.mul_(gate)
+        dz.addcmul_(dz, gate, value=-1)
+        flat = dz.view(b, c, h * w)
+        d_channel = torch.bmm(flat, spatial.reshape(b, h * w, 1).to(dz.dtype))
+        d_spatial = torch.bmm(channel.reshape(b, 1, c).to(dz.dtype), flat)
+        dx = torch.addcmul(grad, grad, gate, out=dz) if dz.dtype == grad.dtype else \
+            torch.addcmul(grad, grad, gate)
         return (dx, d_channel.view(channel.shape).to(channel.dtype),
                 d_spatial.view(spatial.shape).to(spatial.dtype))
 
@@ -206,7 +216,8 @@ class _SGE(Function):
         n, cg = h * w, c // groups
         grouped = x.reshape(b * groups, cg, n)
         grad = grad.reshape(b * groups, cg, n)
-        d_gate = (grad * grouped).sum(dim=1).view(b, groups, n).to(gate.dtype)
+        scratch = grad * grouped  # reused below for dx (one allocation, not two)
+        d_gate = scratch.sum(dim=1).view(b, groups, n).to(gate.dtype)
         d_t = d_gate * gate * (1 - gate)
         d_weight = (d_t * norm).sum(dim=(0, 2)).view(1, groups, 1, 1)
         d_bias = d_t.sum(dim=(0, 2)).view(1, groups, 1, 1)
@@ -217,7 +228,8 @@ class _SGE(Function):
         d_sim = inv * (d_norm - d_norm.mean(dim=2, keepdim=True)) - coef * norm
         d_sim = d_sim.view(b * groups, 1, n).to(grouped.dtype)
         d_mean = torch.bmm(grouped, d_sim.transpose(1, 2))  # (BG, cg, 1)
-        dx = grad * gate.view(b * groups, 1, n).to(grad.dtype)
+        dx = torch.mul(grad, gate.view(b * groups, 1, n).to(grad.dtype),
+                       out=scratch if scratch.dtype == grad.dtype else None)
         dx.baddbmm_(mean.to(dx.dtype), d_sim.to(dx.dtype))
         dx += (d_mean / n).to(dx.dtype)
         return (dx.view(b, c, h, w), d_weight.to(weight.dtype), d_bias.to(weight.dtype), None,
@@ -330,4 +342,6 @@ class _ChannelScale(Function):
 
 def channel_scale(x, gate):
     """``x * gate`` with ``gate`` of shape (B, C, 1, 1), cheaper backward."""
+    if not _needs_grad(x, gate):
+        return x * gate
     return _ChannelScale.apply(x, gate)

@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
 
 from resvariants.registry import PLUGIN_MODELS
-from ._fused import avg_max_hw, channel_scale, max_mean_c
 
 
 @PLUGIN_MODELS.register_module()
@@ -46,11 +47,95 @@ class CBAM(BaseModule):
         nn.init.zeros_(self.spatial_bn.weight)
         nn.init.zeros_(self.spatial_bn.bias)
 
+    def channel_gate(self, avg, peak):
+        """Channel gate (B, C, 1, 1) from the average- and max-pooled vectors (B, C)."""
+        logits = self.channel_fc2(F.relu(self.channel_fc1(torch.stack([avg, peak])))).sum(0)
+        return torch.sigmoid(logits)[:, :, None, None]
+
+    def spatial_gate(self, compressed):
+        """Spatial gate (B, 1, H, W) from [max over C, mean over C] (B, 2, H, W)."""
+        return torch.sigmoid(self.spatial_bn(self.spatial_conv(compressed)))
+
     def forward(self, x):
-        b, c = x.shape[:2]
-        avg, peak = avg_max_hw(x)  # pooled in one function, gradients written in one pass
-        pooled = torch.stack([avg.view(b, c), peak.view(b, c)])  # 2 x B x C
-        logits = self.channel_fc2(F.relu(self.channel_fc1(pooled))).sum(0)
-        x = channel_scale(x, torch.sigmoid(logits).view(b, c, 1, 1))
-        compressed = max_mean_c(x)  # [max over C, mean over C]
-        return x * torch.sigmoid(self.spatial_bn(self.spatial_conv(compressed)))
+        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+            # training: one autograd function whose backward writes the input gradient with
+            # two allocations (see _CBAMFunction); the gates' small graphs run inside it
+            return _CBAMFunction.apply(x, self, *self.parameters())
+        # inference (and traced graphs, which the FLOP counter reads): the plain formula
+        x = x * self.channel_gate(x.mean(dim=(2, 3)), x.amax(dim=(2, 3)))
+        return x * self.spatial_gate(
+            torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], 1))
+
+
+def _grads(output, grad, inputs):
+    """Gradients of ``output`` for ``inputs`` (None where an input needs none or is unused)."""
+    wanted = [i for i, t in enumerate(inputs) if t.requires_grad]
+    found = torch.autograd.grad(output, [inputs[i] for i in wanted], grad.to(output.dtype),
+                                allow_unused=True)
+    result = [None] * len(inputs)
+    for i, g in zip(wanted, found):
+        result[i] = g
+    return result
+
+
+class _CBAMFunction(Function):
+    """CBAM forward and backward; the two gates' small sub-graphs (MLP; conv + BN) are run
+    with autograd inside, on detached pooled inputs.
+
+    ``y = x * Mc(avg_hw x, max_hw x)``, ``out = y * Ms([max_c y, mean_c y])``. The backward
+    computes ``dy = grad * Ms`` once, adds the channel-pooling gradients to it in place, takes
+    ``dMc`` as a dot product over H*W, then turns ``dy`` into ``dx`` in place: two full-size
+    allocations (the first also serves as scratch space) instead of autograd's five, and no
+    accumulation passes. Max gradients go to
+    the first maximum, as ``torch.max`` / ``max_pool2d`` route them in the reference.
+    """
+
+    @staticmethod
+    def forward(ctx, x, module, *params):
+        b, c, h, w = x.shape
+        flat = x.reshape(b, c, h * w)
+        peak, index_hw = flat.max(dim=2)
+        with torch.enable_grad():
+            avg_in = flat.mean(dim=2).requires_grad_()
+            peak_in = peak.detach().requires_grad_()
+            gate_c = module.channel_gate(avg_in, peak_in)
+        y = x * gate_c.detach()
+        peak_c, index_c = y.max(dim=1, keepdim=True)
+        with torch.enable_grad():
+            compressed = torch.cat([peak_c, y.mean(dim=1, keepdim=True)], 1).requires_grad_()
+            gate_s = module.spatial_gate(compressed)
+        out = y * gate_s.detach()
+        ctx.save_for_backward(x, y, index_hw, index_c)
+        ctx.graphs = (avg_in, peak_in, gate_c, compressed, gate_s)
+        ctx.params = params
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        x, y, index_hw, index_c = ctx.saved_tensors
+        avg_in, peak_in, gate_c, compressed, gate_s = ctx.graphs
+        params = list(ctx.params)
+        b, c, h, w = x.shape
+        n = h * w
+        # spatial gate: d gate_s = sum_c grad * y; its sub-graph gives d compressed
+        dy = grad * y  # scratch first, then reused for dy (one allocation, not two)
+        d_gate_s = dy.sum(dim=1, keepdim=True)
+        d_compressed, *d_params = _grads(gate_s, d_gate_s, [compressed] + params)
+        torch.mul(grad, gate_s.detach().to(grad.dtype), out=dy)
+        dy += (d_compressed[:, 1:] / c).to(dy.dtype)  # mean over C
+        dy.scatter_add_(1, index_c, d_compressed[:, :1].to(dy.dtype))  # max over C
+        # channel gate: d gate_c = sum_hw dy * x; its sub-graph gives d avg, d max
+        dy_flat, x_flat = dy.view(b, c, n), x.reshape(b, c, n)
+        if dy_flat.dtype == x_flat.dtype:
+            d_gate_c = torch.linalg.vecdot(dy_flat, x_flat, dim=2)
+        else:
+            d_gate_c = (dy_flat * x_flat).sum(dim=2)
+        d_avg, d_peak, *d_params_c = _grads(gate_c, d_gate_c.view(b, c, 1, 1),
+                                             [avg_in, peak_in] + params)
+        dx = dy_flat.mul_(gate_c.detach().view(b, c, 1).to(dy.dtype))  # in place: dy is ours
+        dx += (d_avg / n).unsqueeze(2).to(dx.dtype)
+        dx.scatter_add_(2, index_hw.unsqueeze(2), d_peak.unsqueeze(2).to(dx.dtype))
+        d_params = [a if b_ is None else (b_ if a is None else a + b_)
+                    for a, b_ in zip(d_params, d_params_c)]
+        return (dx.view(b, c, h, w), None, *d_params)

@@ -6,6 +6,9 @@ layers) and keeps its key layout (``se_layer.conv1.conv.weight``), so mmpretrain
 checkpoints load unchanged. The squeeze width is ``C // ratio`` with no rounding (``divisor=1``),
 as in PytorchInsight (SE-R50 28,088,024 parameters).
 """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from mmpretrain.models.utils import SELayer
 
 from resvariants.registry import PLUGIN_MODELS
@@ -35,7 +38,23 @@ class SEModule(SELayer):
         for conv_module in (self.conv1, self.conv2):
             conv_module.conv.reset_parameters()
 
+    def _default_layers(self):
+        """True when both ConvModules are conv(+bias) -> activation, ReLU then Sigmoid."""
+        conv1, conv2 = self.conv1, self.conv2
+        return (not conv1.with_norm and not conv2.with_norm
+                and conv1.conv.bias is not None and conv2.conv.bias is not None
+                and isinstance(conv1.activate, nn.ReLU)
+                and isinstance(conv2.activate, nn.Sigmoid))
+
     def forward(self, x):
-        # as SELayer.forward, with a pooling whose gradient stays a broadcast view
-        out = self.conv2(self.conv1(mean_hw(x)))
-        return out if self.return_weight else channel_scale(x, out)
+        if torch.jit.is_tracing() or not self._default_layers():
+            return super().forward(x)  # traced graphs keep the counted 1x1 convs
+        # SELayer.forward's maths; the pooled vector goes through the 1x1 convs' weights as
+        # Linear layers (the reference's form, cheaper than 1x1 convs on a 1x1 map), and the
+        # pooling and the scaling have cheap backward passes (_fused.py)
+        b, c = x.shape[:2]
+        conv1, conv2 = self.conv1.conv, self.conv2.conv
+        hidden = F.relu(F.linear(mean_hw(x).view(b, c), conv1.weight.flatten(1), conv1.bias))
+        gate = torch.sigmoid(F.linear(hidden, conv2.weight.flatten(1), conv2.bias))
+        gate = gate.view(b, c, 1, 1)
+        return gate if self.return_weight else channel_scale(x, gate)
