@@ -225,25 +225,35 @@ def _inputs_list(inputs):
     return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-def compare_with_reference(name, channels=128, size=12, batch=3, train=True, rtol=1e-4,
-                           atol=1e-5, seed=0):
+def compare_with_reference(name, channels=128, size=12, batch=3, train=True,
+                           dtype=torch.float64, rtol=None, atol=None, seed=0):
     """Check ``name``'s module against its reference: same outputs, same gradients of the
     inputs and of every parameter, same BN running statistics afterwards. Raises
-    AssertionError with the largest difference."""
+    AssertionError with the largest difference.
+
+    In float64 (the default) the two agree to about 1e-15; the tolerance (1e-9 relative to
+    each tensor's scale) separates rounding from a wrong term by many orders of magnitude,
+    even for gradients that cancel to zero (a bias before a train-mode BatchNorm). float32
+    takes ``rtol=1e-4``.
+    """
+    double = dtype == torch.float64
+    rtol = rtol if rtol is not None else (1e-9 if double else 1e-4)
+    atol = atol if atol is not None else (1e-12 if double else 1e-5)
     reference = REFERENCES[name][0]
-    ours = randomised(_build_ours(name, channels), seed).train(train)
+    ours = randomised(_build_ours(name, channels), seed).to(dtype).train(train)
     ref = copy.deepcopy(ours)
     inputs = module_inputs(name, channels, size, batch, seed=seed)
-    ref_inputs = [x.detach().clone().requires_grad_(True) for x in _inputs_list(inputs)]
-    out = ours(inputs)
+    inputs = [x.detach().to(dtype).requires_grad_(True) for x in _inputs_list(inputs)]
+    ref_inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
+    out = ours(inputs if name == 'sk' else inputs[0])
     ref_out = reference(ref, ref_inputs if name == 'sk' else ref_inputs[0])
     gen = torch.Generator().manual_seed(seed + 1)
-    grad = torch.randn(out.shape, generator=gen)
+    grad = torch.randn(out.shape, generator=gen).to(dtype)
     out.backward(grad)
     ref_out.backward(grad)
     pairs = [('output', out, ref_out)]
     pairs += [(f'input{i} grad', x.grad, r.grad)
-              for i, (x, r) in enumerate(zip(_inputs_list(inputs), ref_inputs))]
+              for i, (x, r) in enumerate(zip(inputs, ref_inputs))]
     ref_params = dict(ref.named_parameters())
     pairs += [(f'{k} grad', p.grad, ref_params[k].grad) for k, p in ours.named_parameters()]
     ref_buffers = dict(ref.named_buffers())
@@ -369,7 +379,11 @@ def _malloc_trim():
 def quiet_mmengine():
     """Keep mmengine's per-parameter init log out of the progress output."""
     from mmengine.logging import MMLogger
-    MMLogger.get_instance('resvariants-benchmark', log_level='WARNING')
+    name = 'resvariants-benchmark'
+    if MMLogger.check_instance_created(name):
+        MMLogger.get_instance(name)  # makes it the current instance again
+    else:
+        MMLogger.get_instance(name, log_level='WARNING')
 
 
 def load_get_flops():
@@ -508,8 +522,10 @@ def _log(msg):
 
 
 def _round_progress(what):
+    start = time.perf_counter()
+
     def report(done, total):
-        print(f'\r  {what}: round {done}/{total}', end='\n' if done == total else '',
+        print(f'  {what}: round {done}/{total} ({time.perf_counter() - start:.0f} s)',
               flush=True)
     return report
 
@@ -610,7 +626,8 @@ def benchmark_modules(args, device):
             if not count:
                 continue
             channels = 64 * 2**stage * factor
-            size = max(1, args.size // 2**(stage + 2))
+            # at least 2x2: on a 1x1 map the source's SGE and SRM divide by an undefined std
+            size = max(2, args.size // 2**(stage + 2))
             ours = randomised(_build_ours(name, channels)).to(device)
             ref = copy.deepcopy(ours)
             x = module_inputs(name, channels, size, args.train_batch, device)

@@ -1,0 +1,111 @@
+"""tools/analysis/benchmark.py: the tables it writes, and the reference implementations it times
+our attention modules against (no timing assertions)."""
+import csv
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool():
+    path = osp.join(REPO, 'tools', 'analysis', 'benchmark.py')
+    spec = importlib.util.spec_from_file_location('resvariants_benchmark', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = load_tool()
+
+
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('name', sorted(tool.REFERENCES))
+def test_module_equals_reference_implementation(name, train):
+    """Our module and the source-style reference: same outputs, gradients (inputs and every
+    parameter) and BN running statistics."""
+    assert tool.compare_with_reference(name, channels=128, size=9, batch=3, train=train)
+
+
+@pytest.mark.parametrize('name', sorted(tool.REFERENCES))
+def test_module_on_a_non_square_map_and_batch_2(name):
+    assert tool.compare_with_reference(name, channels=64, size=5, batch=2, seed=3)
+
+
+@pytest.mark.parametrize('name', ['se', 'cbam', 'bam', 'gc', 'sge', 'srm'])
+def test_output_can_be_modified_in_place(name):
+    """mmdet's stock Bottleneck adds the shortcut to the plugin output in place."""
+    module = tool.randomised(tool._build_ours(name, 64)).train()
+    x = torch.randn(2, 64, 6, 7, requires_grad=True)
+    out = module(x)
+    out += 1
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize('name', ['se', 'cbam', 'bam', 'gc', 'sge', 'srm'])
+def test_bfloat16_autocast_runs_forward_and_backward(name):
+    module = tool.randomised(tool._build_ours(name, 64)).train()
+    x = torch.randn(2, 64, 6, 6, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = module(x)
+    out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_close_is_scale_aware():
+    b = torch.tensor([100.0, 1e-6])
+    assert tool.close(b + torch.tensor([0.0, 1e-3]), b)  # rounding next to a large entry
+    assert not tool.close(b + torch.tensor([1.0, 0.0]), b)
+
+
+def test_tiny_model_run_writes_markdown_csv_and_plot(tmp_path, capsys):
+    configs = ['configs/imagenet/resnet50_in1k.py', 'configs/imagenet/sge_resnet50_in1k.py']
+    result = tool.main(['--configs', *configs, '--device', 'cpu', '--size', '32',
+                        '--train-batch', '2', '--infer-batch', '2', '--runs', '1', '--warmup',
+                        '0', '--threads', '1', '--out-dir', str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert '[1/2] resnet50_in1k' in printed and 'train: round 1/1' in printed  # progress
+    with open(tmp_path / 'benchmark.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['config'] for r in rows] == ['resnet50_in1k', 'sge_resnet50_in1k']
+    assert list(rows[0]) == tool.COLUMNS
+    assert rows[0]['verdict'] == 'baseline' and float(rows[0]['train_ratio']) == 1.0
+    assert rows[1]['verdict'] in ('holds', 'FAILS')
+    for row in rows:
+        assert float(row['train_ms']) > 0 and float(row['latency_b1_ms']) > 0
+        assert float(row['gflops']) == pytest.approx(4.12, abs=0.01)  # counted at 224
+        assert float(row['target']) == pytest.approx(float(row['gflops_ratio']) + 0.10)
+    markdown = (tmp_path / 'benchmark.md').read_text()
+    assert '| config | params_M | gflops |' in markdown and 'sge_resnet50_in1k' in markdown
+    assert (tmp_path / 'benchmark.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert len(result['models']) == 2
+
+
+def test_modules_mode_writes_table(tmp_path):
+    result = tool.main(['--modules', '--module-names', 'sge', 'sk', '--size', '32',
+                        '--train-batch', '2', '--module-runs', '1', '--warmup', '0',
+                        '--threads', '1', '--out-dir', str(tmp_path)])
+    rows = result['modules']
+    assert [(r['module'], r['stage']) for r in rows] == [
+        ('sge', '1'), ('sge', '2'), ('sge', '3'), ('sge', '4'), ('sge', 'network'),
+        ('sk', '1'), ('sk', '2'), ('sk', '3'), ('sk', '4'), ('sk', 'network')]
+    with open(tmp_path / 'modules.csv') as f:
+        assert list(csv.DictReader(f).fieldnames) == tool.MODULE_COLUMNS
+    assert '| sge | network |' in (tmp_path / 'modules.md').read_text()
+
+
+def test_configs_accept_globs_and_reject_missing():
+    paths = tool.resolve_configs(['configs/imagenet/s*_resnet50_in1k.py'])
+    assert [osp.basename(p) for p in paths] == [
+        'se_resnet50_in1k.py', 'sge_resnet50_in1k.py', 'sk_resnet50_in1k.py',
+        'srm_resnet50_in1k.py']
+    with pytest.raises(FileNotFoundError):
+        tool.resolve_configs(['configs/imagenet/nope_in1k.py'])
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--runs', '0'])
