@@ -109,3 +109,15 @@ def test_configs_accept_globs_and_reject_missing():
 def test_bad_arguments_are_rejected():
     with pytest.raises(SystemExit):
         tool.parse_args(['--runs', '0'])
+
+
+def test_detector_option_writes_its_table(tmp_path):
+    result = tool.main(['--no-models', '--detector', 'configs/faster_rcnn_r50_fpn.py',
+                        '--det-size', '64', '96', '--det-batch', '1', '--runs', '1',
+                        '--warmup', '0', '--threads', '1', '--device', 'cpu', '--out-dir',
+                        str(tmp_path)])
+    row, = result['detectors']
+    assert row['config'] == 'faster_rcnn_r50_fpn' and row['shape'] == '1x3x64x96'
+    assert row['train_ms'] > 0 and row['infer_ms'] > 0 and row['train_ratio'] == 1.0
+    with open(tmp_path / 'detector.csv') as f:
+        assert list(csv.DictReader(f).fieldnames) == tool.DETECTOR_COLUMNS

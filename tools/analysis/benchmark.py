@@ -55,7 +55,9 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
