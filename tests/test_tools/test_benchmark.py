@@ -121,3 +121,18 @@ def test_detector_option_writes_its_table(tmp_path):
     assert row['train_ms'] > 0 and row['infer_ms'] > 0 and row['train_ratio'] == 1.0
     with open(tmp_path / 'detector.csv') as f:
         assert list(csv.DictReader(f).fieldnames) == tool.DETECTOR_COLUMNS
+
+
+@pytest.mark.parametrize('attention,sk,expected', [('cbam', None, 16), ('bam', None, 3),
+                                                   ('gc', None, 16), (None, dict(groups=8), 16)])
+def test_reference_modules_swap_keeps_the_network_function(attention, sk, expected):
+    from resvariants.models import ResNet
+    torch.manual_seed(0)
+    model = ResNet(depth=50, base_channels=16, attention=attention, sk=sk).eval()
+    reference = ResNet(depth=50, base_channels=16, attention=attention, sk=sk).eval()
+    reference.load_state_dict(model.state_dict())
+    assert tool.use_reference_modules(reference) == expected
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), reference(x)):
+            assert tool.close(a, b)

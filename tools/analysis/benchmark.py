@@ -197,6 +197,22 @@ REFERENCES = {
 }
 
 
+def use_reference_modules(model):
+    """Make every attention module of ``model`` run its reference implementation (same
+    parameters); returns how many were switched."""
+    import types
+    from resvariants.models.attention import BAM, CBAM, SGE, SRM, GCBlock, SEModule, SKFusion
+    kinds = {SEModule: 'se', SKFusion: 'sk', CBAM: 'cbam', BAM: 'bam', GCBlock: 'gc',
+             SGE: 'sge', SRM: 'srm'}
+    count = 0
+    for module in model.modules():
+        name = kinds.get(type(module))
+        if name is not None:
+            module.forward = types.MethodType(REFERENCES[name][0], module)
+            count += 1
+    return count
+
+
 def randomised(module, seed=0):
     """Random parameters (weights ~ N(0, 1/fan_in), vectors ~ N(0, 0.5)) and BN statistics,
     so the comparison exercises every term (several modules start from all-zero weights that
@@ -546,6 +562,14 @@ def benchmark_models(args, device):
         benches[name] = ClassifierBench(model, device, args.train_batch, args.size,
                                         args.infer_batch, amp=args.amp,
                                         channels_last=args.channels_last)
+        if args.reference_modules and rows[name]['attention']:
+            ref_name = f'{name} [reference modules]'
+            ref_model = build_model(path)
+            if use_reference_modules(ref_model):
+                rows[ref_name] = dict(rows[name], config=ref_name)
+                benches[ref_name] = ClassifierBench(ref_model, device, args.train_batch,
+                                                    args.size, args.infer_batch, amp=args.amp,
+                                                    channels_last=args.channels_last)
     names = list(benches)
     base = args.baseline or next((n for n in names if not rows[n]['attention']), names[0])
     if base not in benches:
@@ -793,6 +817,9 @@ def parse_args(argv=None):
                         help='also time these mmdet detector configs (e.g. Faster R-CNN)')
     parser.add_argument('--det-size', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
     parser.add_argument('--det-batch', type=int, default=2)
+    parser.add_argument('--reference-modules', action='store_true',
+                        help='add a row per attention config whose modules run the '
+                             'reference implementations (REFERENCES), for comparison')
     parser.add_argument('--no-models', action='store_true',
                         help='skip the classifier table (e.g. detectors only)')
     args = parser.parse_args(argv)
