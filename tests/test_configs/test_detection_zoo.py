@@ -102,8 +102,40 @@ def test_backbone_params_match_source_table(config, expected):
     assert round(n / 1e6, 2) == expected
 
 
+EPS_CLS_CFG = 'projects/epsilon_resnet/configs/eps-resnet50_cls-small.py'
+
+
+@pytest.fixture(scope='module')
+def epsilon_compact_dir(tmp_path_factory):
+    """What the compact epsilon-ResNet detector config reads: the export tool's output for a
+    (quarter-width) epsilon-ResNet-50 classifier that discarded two blocks."""
+    import importlib.util
+
+    from resvariants.models.backbones.strict_identity import find_strict_identity_gates
+    _register_scope('mmpretrain')
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    out = tmp_path_factory.mktemp('eps')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        gated = PRETRAIN_MODELS.build(Config.fromfile(osp.join(REPO, EPS_CLS_CFG)).model)
+    gated.init_weights()
+    record = dict(blocks=list(find_strict_identity_gates(gated)), decided=True,
+                  discarded=['backbone.layer2.1', 'backbone.layer3.2'])
+    torch.save(dict(state_dict=gated.state_dict(), meta=dict(epsilon_resnet=record)),
+               out / 'gated.pth')
+    path = osp.join(REPO, 'tools', 'model_converters', 'epsilon_compact.py')
+    spec = importlib.util.spec_from_file_location('epsilon_compact_tool', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([osp.join(REPO, EPS_CLS_CFG), str(out / 'gated.pth'), str(out / 'compact'),
+               '--shape', '64', '--no-flops'])
+    return str(out / 'compact')
+
+
 @pytest.mark.parametrize('config', DETECTION_CONFIGS)
-def test_config_loss_step_predict_and_coco_metric(config, det_small_batches):
+def test_config_loss_step_predict_and_coco_metric(config, det_small_batches, request,
+                                                  monkeypatch):
+    if 'compact' in config:  # built on the export tool's output
+        monkeypatch.setenv('EPSILON_COMPACT_DIR', request.getfixturevalue('epsilon_compact_dir'))
     cfg = load(config)
     # an untrained detector scores everything low: keep all boxes so COCOeval has work to do
     cfg.model.test_cfg.rcnn.score_thr = 0.0
