@@ -218,14 +218,19 @@ class _SGE(Function):
         grad = grad.reshape(b * groups, cg, n)
         scratch = grad * grouped  # reused below for dx (one allocation, not two)
         d_gate = scratch.sum(dim=1).view(b, groups, n).to(gate.dtype)
-        d_t = d_gate * gate * (1 - gate)
-        d_weight = (d_t * norm).sum(dim=(0, 2)).view(1, groups, 1, 1)
-        d_bias = d_t.sum(dim=(0, 2)).view(1, groups, 1, 1)
-        d_norm = d_t * weight.view(1, groups, 1).to(d_t.dtype)
-        # norm = (sim - mean(sim)) / (std + eps), std unbiased (0 where undefined: no term)
-        proj = torch.linalg.vecdot(d_norm, norm, dim=2).unsqueeze(2)
-        coef = torch.where(std > 0, proj / (std * ctx.denom), torch.zeros_like(std))
-        d_sim = inv * (d_norm - d_norm.mean(dim=2, keepdim=True)) - coef * norm
+        d_t = torch.ops.aten.sigmoid_backward(d_gate, gate)  # d_gate * g * (1 - g)
+        d_t_sum = d_t.sum(dim=2, keepdim=True)  # (B, G, 1)
+        d_t_norm = torch.linalg.vecdot(d_t, norm, dim=2).unsqueeze(2)  # sum_n d_t * norm
+        d_weight = d_t_norm.sum(dim=0).view(1, groups, 1, 1)
+        d_bias = d_t_sum.sum(dim=0).view(1, groups, 1, 1)
+        # norm = (sim - mean(sim)) / (std + eps), std unbiased (0 where undefined: no term);
+        # with d_norm = w * d_t:  d_sim = w*inv * (d_t - mean(d_t)) - w*proj/(std*denom) * norm
+        scale = weight.view(1, groups, 1).to(d_t.dtype) * inv
+        coef = torch.where(std > 0, weight.view(1, groups, 1).to(d_t.dtype) * d_t_norm /
+                           (std * ctx.denom), torch.zeros_like(std))
+        d_sim = d_t * scale
+        d_sim.addcmul_(norm, coef, value=-1)
+        d_sim -= scale * d_t_sum / n
         d_sim = d_sim.view(b * groups, 1, n).to(grouped.dtype)
         d_mean = torch.bmm(grouped, d_sim.transpose(1, 2))  # (BG, cg, 1)
         dx = torch.mul(grad, gate.view(b * groups, 1, n).to(grad.dtype),
