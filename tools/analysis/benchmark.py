@@ -751,19 +751,33 @@ def cpu_model():
 
 
 def plot(rows, path, title):
+    """Train-step time and batch-inference time against GFLOPs, and the train-step ratio
+    against the GFLOPs ratio with the target line (ratio = GFLOPs ratio + 0.10)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = (('train_ms', 'train step (ms)'), ('latency_bN_ms', 'batch inference (ms)'))
-    for ax, (key, label) in zip(axes, panels):
-        for row in rows:
-            ax.scatter(row['gflops'], row[key], s=28)
-            ax.annotate(row['config'].replace('_in1k', ''), (row['gflops'], row[key]),
-                        textcoords='offset points', xytext=(4, 3), fontsize=7)
-        ax.set_xlabel('GFLOPs (224x224, PytorchInsight convention)')
-        ax.set_ylabel(label)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    panels = (('gflops', 'train_ms', 'GFLOPs (224x224, PytorchInsight convention)',
+               'train step (ms)'),
+              ('gflops', 'latency_bN_ms', 'GFLOPs (224x224, PytorchInsight convention)',
+               'batch inference (ms)'),
+              ('gflops_ratio', 'train_ratio', 'GFLOPs / plain ResNet-50',
+               'train step / plain ResNet-50'))
+    for ax, (xkey, ykey, xlabel, ylabel) in zip(axes, panels):
+        for i, row in enumerate(rows):
+            ax.scatter(row[xkey], row[ykey], s=28, color=f'C{i % 10}')
+            ax.annotate(row['config'].replace('_in1k', ''), (row[xkey], row[ykey]),
+                        textcoords='offset points', xytext=(4, 3 + 7 * (i % 2)), fontsize=7)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+    lo = min(r['gflops_ratio'] for r in rows)
+    hi = max(r['gflops_ratio'] for r in rows)
+    xs = [lo - 0.005, hi + 0.005]
+    axes[2].plot(xs, [x + TARGET_MARGIN for x in xs], '--', color='gray',
+                 label=f'target: GFLOPs ratio + {TARGET_MARGIN:.2f}')
+    axes[2].plot(xs, xs, ':', color='gray', label='time ratio = GFLOPs ratio')
+    axes[2].legend(fontsize=7, loc='upper right')
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
