@@ -13,7 +13,7 @@ bash tools/setup_env.sh
 PY=.venv/bin/python
 export RESVARIANTS_DATA="${RESVARIANTS_DATA:-$(cd "$ROOT/../shared/data" 2>/dev/null && pwd || echo ../shared/data)}"
 WORK=work_dirs/demo
-rm -rf "$WORK"
+rm -rf "$WORK/cls" "$WORK/det" "$WORK/det_test"  # this demo's outputs only
 echo "=== [1/3] pretraining ResNet-50 on cls_small ($RESVARIANTS_DATA/cls_small)"
 $PY tools/train.py configs/demo/resnet50_cls-small.py --work-dir "$WORK/cls"
 CLS_CKPT="$WORK/cls/epoch_4.pth"
