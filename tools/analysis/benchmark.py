@@ -452,6 +452,18 @@ def autocast(device, enabled):
     return torch.autocast(device_type, dtype=dtype, enabled=enabled)
 
 
+def _backward_and_step(loss, optimizer, scaler):
+    """Zero the gradients, backward (through the AMP grad scaler when there is one), step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 class ClassifierBench:
     """Train step and inference of an mmpretrain classifier on random data."""
 
@@ -483,14 +495,7 @@ class ClassifierBench:
         self.model.train()
         with autocast(self.device, self.amp):
             loss = F.cross_entropy(self.logits(self.train_x).float(), self.train_y)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        _backward_and_step(loss, self.optimizer, self.scaler)
 
     def infer(self, batch):
         self.model.eval()
@@ -520,14 +525,7 @@ class DetectorBench:
         with autocast(self.device, self.amp):
             losses = self.model(**self.train_data, mode='loss')
         loss, _ = self.model.parse_losses(losses)
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        _backward_and_step(loss, self.optimizer, self.scaler)
 
     def infer(self):
         self.model.eval()
