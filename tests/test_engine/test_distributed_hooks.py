@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim.scheduler import LinearLR, MultiStepLR
+from mmengine.registry import DefaultScope
 
 from resvariants.engine.distributed_hooks import (GlobalBatchLrRescaleHook, RankSyncCheckHook,
                                                   global_batch_size, parameter_fingerprint)
@@ -19,8 +20,14 @@ def rank(r, it, fingerprint, loss=1.0):
 
 
 def test_hooks_are_registered_in_our_scope():
-    assert isinstance(HOOKS.build(dict(type='RankSyncCheckHook')), RankSyncCheckHook)
-    assert isinstance(HOOKS.build(dict(type='GlobalBatchLrRescaleHook')), GlobalBatchLrRescaleHook)
+    # whatever default scope earlier tests left behind: our scope, and the prefixed name
+    with DefaultScope.overwrite_default_scope('resvariants'):
+        assert isinstance(HOOKS.build(dict(type='RankSyncCheckHook')), RankSyncCheckHook)
+        assert isinstance(HOOKS.build(dict(type='GlobalBatchLrRescaleHook')),
+                          GlobalBatchLrRescaleHook)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        assert isinstance(HOOKS.build(dict(type='resvariants.RankSyncCheckHook')),
+                          RankSyncCheckHook)
 
 
 def test_ranks_in_step_pass_and_diverged_ranks_are_named():
