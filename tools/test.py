@@ -11,7 +11,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from resvariants.engine.cli import (add_common_args, build_loop_with_clear_errors,  # noqa: E402
                                     build_runner, check_checkpoint_file, check_data_paths,
                                     check_model_types, common_parser,
-                                    finish_args, load_config)
+                                    finish_args, finish_distributed, load_config)
 
 
 def parse_args(argv=None):
@@ -75,6 +75,7 @@ def main(argv=None):
     check_checkpoint_matches_model(runner, args.checkpoint)
     build_loop_with_clear_errors(runner, 'test')
     metrics = runner.test()
+    finish_distributed()
     return metrics
 
 

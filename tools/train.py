@@ -11,7 +11,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from resvariants.engine.cli import (add_common_args, build_loop_with_clear_errors,  # noqa: E402
                                     build_runner, check_checkpoint_file, check_data_paths,
                                     check_model_types, common_parser,
-                                    finish_args, load_config, resolve_auto_resume)
+                                    finish_args, finish_distributed, load_config,
+                                    resolve_auto_resume)
 
 
 def parse_args(argv=None):
@@ -60,6 +61,7 @@ def main(argv=None):
     runner = build_runner(cfg)
     build_loop_with_clear_errors(runner, 'train')
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -333,3 +333,16 @@ def _count_samples(loader_cfg):
         return len(DATASETS.build(dict(copy.deepcopy(dataset), serialize_data=False)))
     except Exception:
         return None
+
+
+def finish_distributed():
+    """After a successful run: wait for every rank, then tear the process group down cleanly.
+
+    Without it the gloo threads are still alive when the interpreter exits, and a rank can
+    abort in their destructors ("terminate called without an active exception", SIGABRT)
+    after the run has finished, which torchrun reports as a failed run.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
