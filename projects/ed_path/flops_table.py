@@ -26,7 +26,7 @@ ROWS = [
     ('ed_resnext101', 'ResNeXt-101+ED'), ('ed_resnext101-a', 'ED-ResNeXt-101-A'),
     ('ed_resnext101-b', 'ED-ResNeXt-101-B'), ('ed_se_resnet50', None),
 ]
-FIGURES = osp.join(osp.dirname(ROOT), 'shared', 'reference', 'reference_figures.json')
+FIGURES = osp.join(ROOT, 'tests', 'data', 'reference', 'reference_figures.json')
 
 
 def source_table():

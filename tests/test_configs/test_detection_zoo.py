@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope
 from resvariants.engine.cli import _register_scope
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DATA = os.environ.get('RESVARIANTS_DATA', osp.join(osp.dirname(REPO), 'shared', 'data'))
+DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
 DET_SMALL = osp.join(DATA, 'det_small') + '/'
 
 

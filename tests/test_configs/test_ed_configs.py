@@ -14,7 +14,7 @@ from resvariants.models import EDResNet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')
-DATA = os.environ.get('RESVARIANTS_DATA', osp.join(osp.dirname(REPO), 'shared', 'data'))
+DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
 IMAGENET_NAMES = ['ed_resnet50', 'ed_resnet101', 'ed_resnet152', 'ed_resnext50', 'ed_resnext101',
                   'ed_se_resnet50'] + [f'{m}-{v}' for m in ('ed_resnet50', 'ed_resnet101',
                                                             'ed_resnet152', 'ed_resnext50',

@@ -14,7 +14,7 @@ import torchvision
 from resvariants.converters import convert_pytorchinsight_state_dict, infer_pytorchinsight_arch
 from test_integration.utils import REPO, tool_env
 
-KEYS_DIR = osp.join(osp.dirname(REPO), 'shared', 'reference', 'keys')
+KEYS_DIR = osp.join(REPO, 'tests', 'data', 'reference', 'keys')
 LISTINGS = {'resnet50': 'keys_resnet50.txt', 'resnet101': 'keys_resnet101.txt',
             'se_resnet50': 'keys_se_resnet50.txt', 'sk_resnet50': 'keys_sk_resnet50.txt',
             'cbam_resnet50': 'keys_cbam_resnet50.txt', 'bam_resnet50': 'keys_bam_resnet50.txt',

@@ -18,7 +18,7 @@ from resvariants.models.backbones.strict_identity import apply_discard_record
 from resvariants.utils.safe_load import load_checkpoint_safely
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DATA = os.environ.get('RESVARIANTS_DATA', osp.join(osp.dirname(REPO), 'shared', 'data'))
+DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
 PROJECT = osp.join(REPO, 'projects', 'epsilon_resnet', 'configs')
 
 # 48 training images spread over the 10 classes, batch 8: 6 iterations per epoch, 3 epochs.

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DATA = os.environ.get('RESVARIANTS_DATA', osp.join(osp.dirname(REPO), 'shared', 'data'))
+DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
 
 
 def tool_env(**extra):

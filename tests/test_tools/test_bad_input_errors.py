@@ -108,7 +108,7 @@ def _small_cls_data(root, images):
     """A cls_small-like data root holding ``images`` ({name: PIL image or bytes})."""
     (root / 'train').mkdir(parents=True)
     (root / 'meta').mkdir()
-    classes = (osp.join(REPO, '..', 'shared', 'data', 'cls_small', 'meta', 'classes.txt'))
+    classes = (osp.join(REPO, 'tests', 'data', 'cls_small', 'meta', 'classes.txt'))
     if osp.isfile(classes):
         shutil.copy(classes, root / 'meta' / 'classes.txt')
     else:

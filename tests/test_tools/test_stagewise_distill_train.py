@@ -16,7 +16,7 @@ from resvariants.utils import load_checkpoint_safely
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'projects', 'resnet_no_res', 'configs')
-DATA = os.environ.get('RESVARIANTS_DATA', osp.join(osp.dirname(REPO), 'shared', 'data'))
+DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
 
 pytestmark = pytest.mark.skipif(not osp.isdir(osp.join(DATA, 'cls_small')),
                                 reason='cls_small data not found')

@@ -17,7 +17,7 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-REFERENCE = osp.join(osp.dirname(ROOT), 'shared', 'reference', 'reference_figures.json')
+REFERENCE = osp.join(ROOT, 'tests', 'data', 'reference', 'reference_figures.json')
 
 VARIANTS = [('', 'ResNet'), ('se_', 'SE-ResNet'), ('sk_', 'SK-ResNet*'), ('cbam_', 'CBAM-ResNet'),
             ('bam_', 'BAM-ResNet'), ('gc_', 'GC-ResNet'), ('sge_', 'SGE-ResNet'),
