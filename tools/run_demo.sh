@@ -5,13 +5,13 @@
 #   3. train Faster R-CNN R50-FPN on det_small from that backbone            (~6 min)
 #      (StrictPretrained init: the run fails if any backbone key is missing or unexpected)
 #   4. tools/test.py: COCO bbox mAP of the detector on det_small val         (~1 min)
-# Data root: RESVARIANTS_DATA (default ../shared/data). Work dir: work_dirs/demo.
+# Data root: RESVARIANTS_DATA (default tests/data, in the repo). Work dir: work_dirs/demo.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
 PY=.venv/bin/python
-export RESVARIANTS_DATA="${RESVARIANTS_DATA:-$(cd "$ROOT/../shared/data" 2>/dev/null && pwd || echo ../shared/data)}"
+export RESVARIANTS_DATA="${RESVARIANTS_DATA:-$ROOT/tests/data}"  # the small real datasets ship in the repo
 WORK=work_dirs/demo
 rm -rf "$WORK/cls" "$WORK/det" "$WORK/det_test"  # this demo's outputs only
 echo "=== [1/3] pretraining ResNet-50 on cls_small ($RESVARIANTS_DATA/cls_small)"

@@ -5,5 +5,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
-export RESVARIANTS_DATA="${RESVARIANTS_DATA:-$(cd "$ROOT/../shared/data" 2>/dev/null && pwd || echo ../shared/data)}"
+export RESVARIANTS_DATA="${RESVARIANTS_DATA:-$ROOT/tests/data}"  # the small real datasets ship in the repo
 exec .venv/bin/python -m pytest tests -q -p no:cacheprovider --durations=15 "$@"

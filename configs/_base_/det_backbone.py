@@ -1,5 +1,5 @@
 # The resvariants trunk as a detection backbone, PytorchInsight detection-fork settings
-# (ARCHITECTURES.md 1.13): frozen stem + stage 1, BN statistics frozen (norm_eval), pytorch
+# (docs/architectures.md 1.13): frozen stem + stage 1, BN statistics frozen (norm_eval), pytorch
 # style. The backbone is initialised from the matching configs/imagenet/ checkpoint with the
 # StrictPretrained init (any missing / unexpected / mis-shaped key is an error). Where that
 # checkpoint lives: $RESVARIANTS_PRETRAINED (default checkpoints/imagenet), one file per

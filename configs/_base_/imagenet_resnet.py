@@ -1,5 +1,5 @@
 # ImageNet-1k classification with the resvariants trunk, PytorchInsight's "old" recipe
-# (ARCHITECTURES.md 1.12A): 8 x 32 = 256 images, SGD lr 0.1 momentum 0.9, wd 1e-4 on all
+# (docs/architectures.md 1.12A): 8 x 32 = 256 images, SGD lr 0.1 momentum 0.9, wd 1e-4 on all
 # parameters, 100 epochs, x0.1 at 30/60/90, plain cross-entropy, RandomResizedCrop 224 + flip;
 # eval resize 256 / center 224. Data: data/imagenet (mmpretrain layout).
 _base_ = [

@@ -1,9 +1,9 @@
 # cls_small (Tiny-ImageNet, 10 classes, 64x64, 2000 train / 500 val images; see
 # configs/demo/resnet50_cls-small.py) as a mixin for any mmpretrain config: put it in a
 # `_base_` list beside the config and copy the cls_small_* values (e.g.
-# configs/demo/resnet50_tricks_cls-small.py). Data root: $RESVARIANTS_DATA
-# (default ../shared/data, relative to the repo root).
-cls_small_root = '{{$RESVARIANTS_DATA:../shared/data}}/cls_small'
+# configs/demo/resnet50_tricks_cls-small.py). Data root: $RESVARIANTS_DATA if set, else the
+# copy that ships in the repo (tests/data/cls_small).
+cls_small_root = '{{$RESVARIANTS_DATA:{{ fileDirname }}/../../tests/data}}/cls_small'
 cls_small_num_classes = 10
 cls_small_data_preprocessor = dict(num_classes=cls_small_num_classes)
 cls_small_train_dataloader = dict(

@@ -1,8 +1,8 @@
 # det_small (COCO128 in COCO json: 96 train / 32 val images, boxes and masks) as a mixin for any
 # mmdet config, at 512x384 for CPU runs: put it in a `_base_` list beside the config and copy
 # the det_small_* values, e.g. configs/demo/faster-rcnn_sge-r50_fpn_det-small.py. Data root:
-# $RESVARIANTS_DATA (default ../shared/data, relative to the repo root).
-det_small_root = '{{$RESVARIANTS_DATA:../shared/data}}/det_small/'
+# $RESVARIANTS_DATA if set, else the copy that ships in the repo (tests/data/det_small).
+det_small_root = '{{$RESVARIANTS_DATA:{{ fileDirname }}/../../tests/data}}/det_small/'
 det_small_scale = (512, 384)
 det_small_train_pipeline = [
     dict(type='LoadImageFromFile'),

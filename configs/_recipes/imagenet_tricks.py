@@ -1,4 +1,4 @@
-# The bag-of-tricks recipe of PytorchInsight (imagenet_trickiter.py; ARCHITECTURES.md 1.12 B/D)
+# The bag-of-tricks recipe of PytorchInsight (imagenet_trickiter.py; docs/architectures.md 1.12 B/D)
 # as a mixin. Its values are named tricks_* so the file can sit beside any ImageNet config in a
 # `_base_` list; a <arch>_tricks_in1k.py config copies them into its model / optim_wrapper /
 # param_scheduler / train_cfg (e.g. configs/imagenet/resnet50_tricks_in1k.py).

@@ -1,6 +1,6 @@
 # Demo stage 1: ResNet-50 (resvariants trunk) pretrained with mmpretrain on cls_small
 # (Tiny-ImageNet, 10 classes, 64x64, 2000 train / 500 val). About 2 min on 2 CPU cores.
-# Data root: $RESVARIANTS_DATA (default ../shared/data, relative to the repo root).
+# Data root: $RESVARIANTS_DATA (default: tests/data, the copy in the repo).
 _base_ = ['../imagenet/resnet50_in1k.py', '../_recipes/cls_small_data.py']
 
 # zero-gamma init of the last BN of each block (mmpretrain's default) keeps the first

@@ -1,5 +1,5 @@
 # ED-ResNet-50 (ResNet-50 + ED path, ED-Net's "ED50"; 28,424,104 parameters with the 1000-class
-# head). ED-Net recipe (ARCHITECTURES.md 3.3): 256 images, SGD lr 0.1 momentum 0.9, wd 1e-4 on
+# head). ED-Net recipe (docs/architectures.md 3.3): 256 images, SGD lr 0.1 momentum 0.9, wd 1e-4 on
 # all parameters, 100 epochs, x0.1 every 30 epochs, plain cross-entropy, RandomResizedCrop 224 +
 # flip; eval resize 256 / center 224 (the data settings of the base).
 _base_ = './resnet50_in1k.py'

@@ -1,6 +1,6 @@
 # ShuffleNetV2 1x: mmpretrain's ShuffleNetV2 (widen_factor 1.0), the architecture of
 # PytorchInsight's shufflenetv2.py (2,278,604 parameters with the 1000-class head; 0.145 GMACs),
-# trained with PytorchInsight's mobile recipe (imagenet_mobile.py; ARCHITECTURES.md 1.12 C):
+# trained with PytorchInsight's mobile recipe (imagenet_mobile.py; docs/architectures.md 1.12 C):
 # * 8 x 128 = 1024 images, SGD lr 0.4 (0.1 x 1024 / 256) momentum 0.9, 300 epochs;
 # * per-iteration linear warmup over 5 epochs (exactly lr * (t + 1) / (5 N), N = 1252
 #   iterations per epoch), then per-iteration cosine to 0 over the remaining 295 epochs;

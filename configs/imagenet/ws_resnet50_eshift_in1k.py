@@ -1,4 +1,4 @@
-# WS-ResNet-50 trained with the e-shifted L2 regulariser (ARCHITECTURES.md 1.10; PytorchInsight
+# WS-ResNet-50 trained with the e-shifted L2 regulariser (docs/architectures.md 1.10; PytorchInsight
 # --el2 --nowd-conv): conv weights leave the ordinary weight decay and get
 # lam * [(1 - eps / sigma_f)(w_f - mu_f) + mu_f] added to their gradient (depthwise convs
 # excluded), lam 1e-4, eps 1e-3; the fc weight keeps wd 1e-4, biases get none, BN weights are

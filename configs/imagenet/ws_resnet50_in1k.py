@@ -1,4 +1,4 @@
-# WS-ResNet-50 (PytorchInsight resnet_ws.py, ARCHITECTURES.md 1.10): every conv of the trunk
+# WS-ResNet-50 (PytorchInsight resnet_ws.py, docs/architectures.md 1.10): every conv of the trunk
 # (stem, blocks, projection shortcuts) weight-standardised by mmcv's ConvWS (per filter,
 # unbiased std + 1e-5, as the source), BatchNorm kept. Recipe of the source's WS runs:
 # imagenet_fast.py with label smoothing and warmup off, i.e. the shared 100-epoch step recipe

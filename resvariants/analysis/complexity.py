@@ -3,7 +3,7 @@
 PytorchInsight's README "GFLOPs" column comes from its ptflops-style counter: conv / linear
 multiply-accumulates, plus one add per output element of a biased conv, 2 per BatchNorm
 element, 1 per ReLU output element and 1 per pooling input element; sigmoid, products and
-softmax are not counted (ARCHITECTURES.md, ``_units`` of reference_figures.json). We count the
+softmax are not counted (docs/architectures.md, ``_units`` of reference_figures.json). We count the
 same operators on mmengine's jit-traced ``FlopAnalyzer`` (fvcore's handles: conv/linear MACs,
 2 per BN element in eval, adaptive pooling input), adding handles for ReLU, max/avg pooling
 and conv biases. ``gmacs`` is the plain conv + linear multiply-accumulate count.

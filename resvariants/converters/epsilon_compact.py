@@ -1,6 +1,6 @@
 """Export the compact network an epsilon-ResNet leaves after discarding blocks.
 
-The source's ``compressModel.py`` (ARCHITECTURES.md 2.6) removes every discarded block,
+The source's ``compressModel.py`` (docs/architectures.md 2.6) removes every discarded block,
 renumbers the remaining blocks of each stage contiguously, keeps a parameter-free (CIFAR) or
 projection (ImageNet) shortcut where a stage's first block was discarded, keeps stem, last norm
 and fc, and drops the side head. Here the decision comes from the checkpoint

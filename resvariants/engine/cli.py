@@ -255,8 +255,8 @@ def _dataset_cfgs(dataset, where):
 
 def check_data_paths(cfg, loader_names):
     """The data root, annotation files and image folders of the given loaders must exist."""
-    hint = ('set $RESVARIANTS_DATA or fix it with --cfg-options; the small demo data lives '
-            'in /work/shared/data')
+    hint = ('set $RESVARIANTS_DATA or fix it with --cfg-options; the small demo data ships '
+            'in the repository under tests/data')
     for loader_name in loader_names:
         loader = cfg.get(loader_name, None)
         if not isinstance(loader, dict):

@@ -1,4 +1,4 @@
-"""Phase schedule of ``StagewiseDistiller`` ("ResNet with No Res", ARCHITECTURES.md 4.2).
+"""Phase schedule of ``StagewiseDistiller`` ("ResNet with No Res", docs/architectures.md 4.2).
 
     custom_hooks = [dict(type='resvariants.StagewiseDistillHook',
                          phase_lengths=[30, 30, 30, 30], phase_lrs=[0.1, 0.1, 0.1, 0.001])]

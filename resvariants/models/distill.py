@@ -1,6 +1,6 @@
 """Stage-wise distillation of a residual teacher into a plain student ("ResNet with No Res").
 
-tgjjj/ResNet-Distillation (ARCHITECTURES.md 4.2): the student is the teacher's network without
+tgjjj/ResNet-Distillation (docs/architectures.md 4.2): the student is the teacher's network without
 residual additions (``PlainResNet``), initialised from the teacher's weights. Training runs in
 phases: phase ``k`` (k = 1 .. number of stages) trains only student stage ``k`` to reproduce
 the teacher's stage-``k`` output, with the mean absolute (per-element L1) difference as the

@@ -102,8 +102,6 @@ def test_detector_train_step_at_1333x800_on_a_det_small_image():
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import OptimWrapper
     root = osp.join(DATA, 'det_small')
-    if not osp.isdir(root):
-        pytest.skip(f'det_small not found under {DATA}')
     cfg = _slim_detector_cfg('faster_rcnn_ed_r50_fpn')
     _register_scope('mmdet')
     with DefaultScope.overwrite_default_scope('mmdet'):

@@ -1,6 +1,6 @@
 """The training recipes as configs: each one says what the source does, exactly.
 
-Sources (ARCHITECTURES.md 1.12): the bag-of-tricks recipe (imagenet_trickiter.py), the mobile
+Sources (docs/architectures.md 1.12): the bag-of-tricks recipe (imagenet_trickiter.py), the mobile
 recipe of ShuffleNetV2 (imagenet_mobile.py). Label smoothing there: 1 - eps on the true class,
 eps / (K - 1) elsewhere, loss = KL(target || softmax) with batch mean.
 """

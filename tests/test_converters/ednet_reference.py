@@ -1,4 +1,4 @@
-"""The released ED-Net classifier as described in ARCHITECTURES.md section 3.1, for tests only.
+"""The released ED-Net classifier as described in docs/architectures.md section 3.1, for tests only.
 
 Written from that description (not copied): ED-Net's key layout
 (``layerK.layerK_block_i.conv_conv1`` ...), the shortcut evaluated twice per forward, the decoder

@@ -11,9 +11,7 @@ from resvariants.utils import load_checkpoint_safely
 from .utils import DATA, python_tool
 
 DET_CFG = 'tests/configs/det_tiny_converted_backbone.py'
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not osp.isdir(osp.join(DATA, 'det_small')),
-                                 reason=f'det_small not found under {DATA} (RESVARIANTS_DATA)')]
+pytestmark = pytest.mark.integration
 
 
 def calibrated_resnet50():

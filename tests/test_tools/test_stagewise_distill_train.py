@@ -18,10 +18,6 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'projects', 'resnet_no_res', 'configs')
 DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
 
-pytestmark = pytest.mark.skipif(not osp.isdir(osp.join(DATA, 'cls_small')),
-                                reason='cls_small data not found')
-
-
 def run_tool(*args):
     env = dict(os.environ, RESVARIANTS_DATA=DATA, PYTHONPATH=REPO, OMP_NUM_THREADS='2')
     proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,

@@ -24,7 +24,7 @@ VARIANTS = [('', 'ResNet'), ('se_', 'SE-ResNet'), ('sk_', 'SK-ResNet*'), ('cbam_
             ('srm_', 'SRM-ResNet')]
 DETECTORS = [('faster_rcnn', 'Faster R-CNN'), ('mask_rcnn', 'Mask R-CNN'),
              ('cascade_rcnn', 'Cascade R-CNN')]
-# PytorchInsight README detection table (COCO val AP / AP50 / AP75), ARCHITECTURES.md 1.13
+# PytorchInsight README detection table (COCO val AP / AP50 / AP75), docs/architectures.md 1.13
 SOURCE_AP = {
     ('faster_rcnn', '', 50): (37.5, 59.1, 40.6), ('faster_rcnn', 'sge_', 50): (38.7, 60.8, 41.7),
     ('mask_rcnn', '', 50): (38.6, 60.0, 41.9), ('mask_rcnn', 'sge_', 50): (39.6, 61.5, 42.9),

@@ -1,4 +1,4 @@
-# epsilon-ResNet-110 on CIFAR-10, the source's recipe (ARCHITECTURES.md 2.1-2.5; source
+# epsilon-ResNet-110 on CIFAR-10, the source's recipe (docs/architectures.md 2.1-2.5; source
 # result: 5.24 % test error, pre-act ResNet-110 baseline 6.05 %):
 # pre-activation ResNet-110 (n = 18, widths 16/32/64, parameter-free down-sampling shortcut),
 # strict-identity gates with epsilon 0 for epochs 0-149 and 2.5 from epoch 150, side

@@ -3,10 +3,10 @@
 # CIFAR network), batch 64 (lr 0.05, the source's 0.1 is for batch 128): epsilon 0 in epoch 1,
 # then 12.0, large enough to close some gates of a freshly initialised network (its branch
 # outputs reach 7-20), and compressed LR schedules. 8 iterations per epoch, 4 epochs: a few
-# minutes on 2 CPU cores. Data root: $RESVARIANTS_DATA (default ../shared/data).
+# minutes on 2 CPU cores. Data root: $RESVARIANTS_DATA (default tests/data).
 _base_ = './eps-preact-resnet110_cifar10.py'
 
-data_root = '{{$RESVARIANTS_DATA:../shared/data}}/cls_small'
+data_root = '{{$RESVARIANTS_DATA:{{ fileDirname }}/../../../tests/data}}/cls_small'
 data_preprocessor = dict(mean=[123.675, 116.28, 103.53], to_rgb=True)
 train_pipeline = [
     dict(type='LoadImageFromFile'),

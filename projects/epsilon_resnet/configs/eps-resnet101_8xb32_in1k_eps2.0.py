@@ -1,6 +1,6 @@
 # epsilon-ResNet-101 on ImageNet-1k, epsilon 2.0 (source: 20.12 % of the blocks removed,
 # top-1 error ~23 %, curves overlapping the plain ResNet-101). The source recipe
-# (ARCHITECTURES.md 2.5): 256 images per step, SGD Nesterov momentum 0.9, wd 1e-4 on conv/fc
+# (docs/architectures.md 2.5): 256 images per step, SGD Nesterov momentum 0.9, wd 1e-4 on conv/fc
 # weights only, lr 0.1 -> x0.1 at 30/60/85/95, 110 epochs; constant epsilon (no schedule),
 # side supervision weight 0.1 after stage-3 block 8; the ImageNet runs use a fixed LR schedule
 # (no adaptive rule). Differences: our trunk's post-activation blocks (the source uses a

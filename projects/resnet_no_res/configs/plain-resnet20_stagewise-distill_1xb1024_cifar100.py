@@ -1,6 +1,6 @@
 # "ResNet with No Res" student: plain ResNet-20 (no residual additions, no shortcut modules)
 # distilled stage by stage from the trained residual teacher (resnet20_1xb1024_cifar100.py).
-# Source schedule (ARCHITECTURES.md 4.2): 4 phases x 30 epochs, SGD momentum 0.9, no weight
+# Source schedule (docs/architectures.md 4.2): 4 phases x 30 epochs, SGD momentum 0.9, no weight
 # decay, batch 1024; phases 1-3 train only student stage k with the per-element L1 distance to
 # the teacher's stage-k output at lr 0.1; phase 4 fine-tunes the whole student with
 # cross-entropy at lr 0.001; in every phase lr x0.1 from its 15th and 25th epoch.

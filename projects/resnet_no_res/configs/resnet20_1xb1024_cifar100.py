@@ -1,4 +1,4 @@
-# Teacher of "ResNet with No Res" (tgjjj/ResNet-Distillation, ARCHITECTURES.md 4.1-4.2):
+# Teacher of "ResNet with No Res" (tgjjj/ResNet-Distillation, docs/architectures.md 4.1-4.2):
 # CIFAR ResNet-20 with projection shortcuts on CIFAR-100, the source recipe: SGD lr 0.1,
 # momentum 0.9, no weight decay, batch 1024, 160 epochs, lr x0.1 at epochs 120 and 145, plain
 # cross-entropy; random 28x28 crop (no padding), horizontal and vertical flips, ImageNet

@@ -6,12 +6,12 @@ CVPR 2018, arXiv 1804.01661; reference code yuxwind/epsilon-resnet, tensorpack).
 * :class:`EpsilonResNet` is the shared ``resvariants.ResNet`` trunk (ImageNet bottleneck or
   basic blocks, detection semantics, attention/SK/ResNeXt options) whose blocks override
   ``merge`` so that ``out = gate(F) * F + shortcut(x)`` with the strict-identity gate
-  (ARCHITECTURES.md 2.2). The ``state_dict`` layout is the plain trunk's, so plain ResNet
+  (docs/architectures.md 2.2). The ``state_dict`` layout is the plain trunk's, so plain ResNet
   weights initialise it and its weights transfer by key. Unlike the source (tensorpack
   pre-activation ResNet for ImageNet) the blocks are the trunk's post-activation ones, so the
   same backbone serves mmpretrain and mmdet.
 * :class:`CompactResNet` is the ordinary trunk with fewer blocks per stage: what is left after
-  removing the discarded blocks (ARCHITECTURES.md 2.6). A stage whose first block was
+  removing the discarded blocks (docs/architectures.md 2.6). A stage whose first block was
   discarded keeps that block's projection shortcut (``relu(downsample(x))``, exactly the
   discarded block's output) as layer ``0``; the remaining blocks are renumbered contiguously.
 * :class:`~.preact_resnet_cifar.PreActResNetCIFAR` (``epsilon=``) is the CIFAR network.

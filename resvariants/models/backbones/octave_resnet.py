@@ -1,7 +1,7 @@
 """Oct-ResNet: the shared trunk with octave-convolution bottlenecks.
 
-Chen et al., "Drop an Octave" (ICCV 2019), Oct-ResNet of Table 3 / Sec. 4.1, as in the
-reference PyTorch model d-li14/octconv.pytorch (ARCHITECTURES.md 1.9): every 1x1 and 3x3 conv of
+Chen et al., "Drop an Octave" (ICCV 2019), Oct-ResNet of Table 3 / Sec. 4.1, as in the reference
+PyTorch model d-li14/octconv.pytorch (docs/architectures.md 1.9): every 1x1 and 3x3 conv of
 every bottleneck, and every projection shortcut, is an :class:`OctaveConv` with ratio ``alpha``,
 each norm a per-frequency :class:`OctaveNorm`, and the residual addition is done per frequency.
 The stem is plain; the first block of stage 1 (conv1 and its shortcut) takes the single-stream

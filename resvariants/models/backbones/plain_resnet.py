@@ -5,7 +5,7 @@ Three backbones share the trunk's stem / stage layout and state-dict names:
 * ``CifarResNet``: the residual CIFAR ResNet (3x3 stem, no max-pool, depths 6n+2 such as 20 /
   32 / 56 / 110 with 16-32-64 channels, or any ImageNet depth with the CIFAR stem). It is the
   teacher of the "ResNet with No Res" recipe (tgjjj/ResNet-Distillation, ResNet-20,
-  ARCHITECTURES.md 4.1): torchvision-style projection shortcuts (1x1 conv + BN).
+  docs/architectures.md 4.1): torchvision-style projection shortcuts (1x1 conv + BN).
 * ``PlainResNet``: the same network with the residual addition removed, the student of the
   stage-wise distillation (``StagewiseDistiller``). Each block computes
   ``relu(residual(x))``; unlike the source, which still runs the projection convs and throws
@@ -43,7 +43,7 @@ def _cifar_arch_settings(block):
 class PlainBasicBlock(BasicBlock):
     """BasicBlock without the residual addition: ``relu(bn2(conv2(relu(bn1(conv1(x))))))``.
 
-    The block of the "ResNet with No Res" student (ARCHITECTURES.md 4.1). It has no shortcut
+    The block of the "ResNet with No Res" student (docs/architectures.md 4.1). It has no shortcut
     module, so a stride-2 or widening block has no projection parameters at all.
     """
 

@@ -1,6 +1,6 @@
 """Pre-activation ResNet for CIFAR (He et al. 2016), the network of epsilon-ResNet's CIFAR runs.
 
-ARCHITECTURES.md 2.1: depth 6n+2 (n = 18 -> ResNet-110), three stages of n basic blocks with
+docs/architectures.md 2.1: depth 6n+2 (n = 18 -> ResNet-110), three stages of n basic blocks with
 widths 16/32/64 (``base_channels`` x 1/2/4); stem 3x3 conv + BN-ReLU; block
 ``[BN-ReLU] -> 3x3 conv (stride) -> BN-ReLU -> 3x3 conv`` whose pre-activation is omitted for the
 very first block (the stem ends with BN-ReLU); the shortcut is the raw block input, or, where

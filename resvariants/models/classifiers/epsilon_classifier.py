@@ -1,4 +1,6 @@
-"""mmpretrain ``ImageClassifier`` with epsilon-ResNet's side supervision (ARCHITECTURES.md 2.3).
+"""mmpretrain ``ImageClassifier`` with epsilon-ResNet's side supervision.
+
+Source facts: docs/architectures.md 2.3.
 
 An auxiliary BN-ReLU -> GAP -> fc classifier reads the output of one block in the middle of the
 network and adds its cross-entropy, weighted 0.1, to the main loss. Its default position is the

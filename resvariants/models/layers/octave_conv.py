@@ -2,7 +2,7 @@
 
 Chen et al., "Drop an Octave: Reducing Spatial Redundancy in Convolutional Neural Networks with
 Octave Convolution", ICCV 2019 (arXiv 1904.05049), Fig. 2 / Sec. 3.2. Facts about the reference
-PyTorch model (d-li14/octconv.pytorch) are summarised in ARCHITECTURES.md 1.9.
+PyTorch model (d-li14/octconv.pytorch) are summarised in docs/architectures.md 1.9.
 
 A map of ``C`` channels with low-frequency ratio ``alpha`` is held as a pair ``(high, low)``:
 ``C - floor(alpha * C)`` channels at full resolution and ``floor(alpha * C)`` channels at half
