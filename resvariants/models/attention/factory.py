@@ -5,7 +5,7 @@ a shape-preserving module; blocks take a config and never import concrete classe
 """
 import copy
 
-from mmengine.registry import MODELS as ROOT_MODELS
+from resvariants.registry import PLUGIN_MODELS as ROOT_MODELS
 
 #: short names accepted in configs -> registered type names
 ATTENTION_ALIASES = {
@@ -24,6 +24,26 @@ ATTENTION_DEFAULTS = {
     'ContextBlock': dict(ratio=1. / 16),
     'GCBlock': dict(ratio=1. / 16),
 }
+
+
+#: every attention module class of resvariants, by registered type name (``register_attention``)
+_ATTENTION_CLASSES = {}
+
+
+def register_attention(cls):
+    """Class decorator: register ``cls`` in mmengine's root ``MODELS`` (so mmdet's ResNet
+    ``plugins=`` finds it from any scope) and record it as one of resvariants' attention
+    modules (:func:`attention_types`)."""
+    ROOT_MODELS.register_module(module=cls)
+    _ATTENTION_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def attention_types():
+    """``{type name: class}`` of every attention module resvariants registers, the SK fusion
+    (built through ``sk=dict(...)``, not ``attention=``) included."""
+    _import_modules()
+    return dict(sorted(_ATTENTION_CLASSES.items()))
 
 
 def attention_names():
