@@ -2,7 +2,8 @@
 from .bam import BAM
 from .cbam import CBAM
 from .factory import (ATTENTION_ALIASES, STAGE_ATTENTIONS, attention_names, attention_types,
-                      build_attention, normalize_attention_cfg, register_attention)
+                      build_attention, check_plugin_cfgs, normalize_attention_cfg,
+                      register_attention)
 from .gc import GCBlock
 from .se import SEModule
 from .sge import SGE
@@ -12,5 +13,5 @@ from .srm import SRM
 __all__ = [
     'BAM', 'CBAM', 'GCBlock', 'SEModule', 'SGE', 'SKFusion', 'SRM', 'ATTENTION_ALIASES',
     'STAGE_ATTENTIONS', 'attention_names', 'attention_types', 'build_attention',
-    'normalize_attention_cfg', 'register_attention'
+    'check_plugin_cfgs', 'normalize_attention_cfg', 'register_attention'
 ]

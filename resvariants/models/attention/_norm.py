@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-def _synchronised(bn):
+def is_synchronised(bn):
     """True for a SyncBN in a multi-process group: it normalises over every process's values,
     so one value per channel on this process is not a problem."""
     return ('Sync' in type(bn).__name__ and dist.is_available() and dist.is_initialized()
@@ -14,7 +14,7 @@ def _synchronised(bn):
 def uses_batch_statistics(bn: _BatchNorm, x):
     """Whether ``safe_batch_norm(bn, x)`` normalises with the statistics of ``x``."""
     return (bn.training or bn.running_mean is None) and (
-        x.numel() // x.shape[1] > 1 or _synchronised(bn))
+        x.numel() // x.shape[1] > 1 or is_synchronised(bn))
 
 
 def safe_batch_norm(bn: _BatchNorm, x):
@@ -25,7 +25,7 @@ def safe_batch_norm(bn: _BatchNorm, x):
     update them; every other call is exactly ``bn(x)``.
     """
     values_per_channel = x.numel() // x.shape[1]
-    if not bn.training or values_per_channel > 1 or _synchronised(bn):
+    if not bn.training or values_per_channel > 1 or is_synchronised(bn):
         return bn(x)
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                         False, 0.0, bn.eps)
