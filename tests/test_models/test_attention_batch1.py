@@ -83,3 +83,57 @@ def test_backbone_trains_with_batch_1(name, size, backbones):
     sum(o.square().mean() for o in outs).backward()
     assert [o.shape[0] for o in outs] == [1] * 4 and outs[-1].shape[2:] == (2, 2)
     assert all(torch.isfinite(o).all() for o in outs) and torch.isfinite(x.grad).all()
+
+
+# ------------------------------------------------------------ every registered backbone
+
+def _registered_backbones():
+    import resvariants.models  # noqa: F401
+    from resvariants.registry import MODELS
+    return {name: cls for name, cls in MODELS.module_dict.items()
+            if cls.__module__.startswith('resvariants.models.backbones')}
+
+
+#: small arguments for each registered backbone (norm_eval=False: BN in train mode)
+BACKBONE_KWARGS = {
+    'ResNet': dict(TINY, norm_eval=False),
+    'EDResNet': dict(TINY, ed_groups=4, norm_eval=False),
+    'OctResNet': dict(TINY, norm_eval=False),
+    'EpsilonResNet': dict(TINY, norm_eval=False),
+    'CompactResNet': dict(TINY, stage_blocks=(2, 1, 0, 1),
+                          shortcut_only_stages=(False, True, True, False), norm_eval=False),
+    'PlainResNet': dict(TINY, norm_eval=False),
+    'RMPlainResNet': dict(TINY, norm_eval=False),
+    'CifarResNet': dict(depth=20, norm_eval=False),
+    'PreActResNetCIFAR': dict(depth=20),
+}
+#: where the maths needs batch > 1: the BN named in the error (the ED path's stride-2 encoder
+#: meets a 1x1 map in layer4 at these sizes)
+NEEDS_BATCH_2 = {'EDResNet': 'layer4.0.ed_path.encoder_norm'}
+
+
+def test_every_registered_backbone_has_a_batch_1_case():
+    assert set(BACKBONE_KWARGS) == set(_registered_backbones())
+
+
+@pytest.mark.parametrize('size', [(64, 64), (47, 33)])
+@pytest.mark.parametrize('name', sorted(BACKBONE_KWARGS))
+def test_every_backbone_trains_with_batch_1_or_names_the_norm(name, size):
+    torch.manual_seed(0)
+    model = _registered_backbones()[name](**BACKBONE_KWARGS[name]).train()
+    assert all(m.training for m in model.modules() if isinstance(m, _BatchNorm))
+    x = torch.randn(1, 3, *size, requires_grad=True)
+    if name in NEEDS_BATCH_2:
+        with pytest.raises(ValueError) as err:
+            model(x)
+        assert (f'{name}: the BatchNorm {NEEDS_BATCH_2[name]} (BatchNorm2d) gets 1 value per '
+                f'channel in train mode: the input (1, 3, {size[0]}, {size[1]})') in str(err.value)
+        assert 'norm_eval=True' in str(err.value) and 'batch of 2' in str(err.value)
+        outs = model(torch.randn(2, 3, *size))  # the fix: batch 2
+        assert all(torch.isfinite(o).all() for o in outs)
+        return
+    outs = model(x)
+    outs = outs if isinstance(outs, (tuple, list)) else (outs, )
+    sum(o.square().mean() for o in outs).backward()
+    assert all(o.shape[0] == 1 and torch.isfinite(o).all() for o in outs)
+    assert torch.isfinite(x.grad).all()
