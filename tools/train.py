@@ -10,7 +10,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from resvariants.engine.cli import (add_common_args, build_loop_with_clear_errors,  # noqa: E402
                                     build_runner, check_checkpoint_file, check_data_paths,
-                                    check_model_types, common_parser,
+                                    check_init_checkpoints, check_model_types, common_parser,
                                     finish_args, finish_distributed, load_config,
                                     resolve_auto_resume)
 
@@ -44,6 +44,7 @@ def main(argv=None):
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     check_model_types(cfg)
+    check_init_checkpoints(cfg)
     check_data_paths(cfg, ('train_dataloader', 'val_dataloader')
                      if cfg.get('val_cfg', None) else ('train_dataloader', ))
     if args.resume == 'auto':

@@ -220,7 +220,11 @@ def resolve_auto_resume(work_dir):
 
 
 def check_model_types(cfg):
-    """Every ``type='resvariants.X'`` under ``cfg.model`` must be a registered model."""
+    """Every ``type='resvariants.X'`` under ``cfg.model`` must be a registered model, and every
+    ResNet ``plugins=`` list (stock mmdet ResNets included) must name registered plugin types
+    with one ``stages`` entry per stage (mmcv / mmdet say "Cannot find None in registry" / a
+    bare AssertionError there)."""
+    from resvariants.models.attention.factory import check_plugin_cfgs
     from resvariants.registry import MODELS
     import resvariants.models  # noqa: F401
 
@@ -232,11 +236,34 @@ def check_model_types(cfg):
                 valid = ', '.join(sorted(MODELS.module_dict))
                 raise KeyError(f'unknown variant {name!r} at {where}.type; valid resvariants '
                                f'models: {valid}')
+            if isinstance(node.get('plugins'), (list, tuple)):
+                check_plugin_cfgs(node['plugins'], node.get('num_stages', 4),
+                                  where=f'{where}.plugins', scope=cfg.get('default_scope'))
             for key, value in node.items():
                 walk(value, f'{where}.{key}')
         elif isinstance(node, (list, tuple)):
             for i, value in enumerate(node):
                 walk(value, f'{where}[{i}]')
+
+    walk(cfg.get('model', None), 'model')
+
+
+def check_init_checkpoints(cfg):
+    """Every ``StrictPretrained`` / ``WarmStart`` / ``Pretrained`` init under ``cfg.model``
+    must point to an existing file (URLs excepted), before the Runner builds the data."""
+    from resvariants.engine.strict_pretrained import missing_checkpoint_error
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            path = node.get('checkpoint')
+            if (node.get('type') in ('StrictPretrained', 'WarmStart', 'Pretrained')
+                    and isinstance(path, str) and '://' not in path and not osp.isfile(path)):
+                raise missing_checkpoint_error(path, node['type'], f'{where}.checkpoint')
+            for key, value in node.items():
+                walk(value, f'{where}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{where}.{i}')
 
     walk(cfg.get('model', None), 'model')
 

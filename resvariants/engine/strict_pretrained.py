@@ -4,11 +4,30 @@ mmengine's ``Pretrained`` init loads with ``strict=False`` and only logs mismatc
 classifier -> detector transfer can silently lose weights. This initializer loads the same way
 (weights-only, prefix stripped) but raises, listing every missing, unexpected or mis-shaped key.
 """
+import os
+import os.path as osp
+
 from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
 from resvariants.utils.safe_load import load_checkpoint_safely
+
+
+def missing_checkpoint_error(path, initializer='StrictPretrained',
+                             where='model.backbone.init_cfg.checkpoint'):
+    """FileNotFoundError for an init checkpoint that is not there, saying where the configs
+    look for it and how to override it."""
+    env = os.environ.get('RESVARIANTS_PRETRAINED')
+    looked = (f'$RESVARIANTS_PRETRAINED={env}' if env else
+              '$RESVARIANTS_PRETRAINED is not set, so the default checkpoints/imagenet')
+    return FileNotFoundError(
+        f'{initializer} init: checkpoint not found: {path} ({where}). The detection configs '
+        f'read the ImageNet backbone from $RESVARIANTS_PRETRAINED/<imagenet config name>.pth '
+        f'({looked}). Fix: put the checkpoint of the matching configs/imagenet model there or '
+        f'export RESVARIANTS_PRETRAINED=DIR, or give the file with --cfg-options '
+        f'{where}=PATH (--cfg-options {where.rsplit(".", 1)[0]}=None trains the backbone from '
+        f'scratch).')
 
 
 def compare_state_dicts(model_state, loaded_state):
@@ -41,6 +60,8 @@ class StrictPretrainedInit(PretrainedInit):
     """Pretrained init that fails on any key mismatch (after removing ``prefix``)."""
 
     def __call__(self, module):
+        if isinstance(self.checkpoint, str) and not osp.isfile(self.checkpoint):
+            raise missing_checkpoint_error(self.checkpoint, 'StrictPretrained')
         checkpoint = load_checkpoint_safely(self.checkpoint, map_location=self.map_location)
         state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):

@@ -18,6 +18,7 @@ trunk bit-identical to the checkpoint (tests/test_engine/test_warm_start.py).
 ``tools/model_converters/warm_start.py`` does the same offline and writes the result.
 """
 import copy
+import os.path as osp
 import re
 from collections import OrderedDict
 
@@ -148,6 +149,9 @@ class WarmStartInit(PretrainedInit):
             SCRATCH_INIT_CFG if scratch_init_cfg is None else scratch_init_cfg)
 
     def __call__(self, module):
+        if isinstance(self.checkpoint, str) and not osp.isfile(self.checkpoint):
+            from resvariants.engine.strict_pretrained import missing_checkpoint_error
+            raise missing_checkpoint_error(self.checkpoint, 'WarmStart')
         if self.scratch_init_cfg:
             initialize(module, self.scratch_init_cfg)
         state = read_prefixed_state(self.checkpoint, self.prefix, source=self.checkpoint)

@@ -73,6 +73,64 @@ def test_wrong_plugin_position():
         ResNet(depth=18, base_channels=8, plugins=[plugin])
 
 
+def test_attention_sk_points_to_the_sk_argument():
+    """SK is not an attention= module (issue 15, part 3)."""
+    for name in ('sk', 'SKFusion'):
+        with pytest.raises(KeyError) as err:
+            ResNet(depth=50, base_channels=16, attention=name)
+        msg = str(err.value)
+        assert f"attention='{name}': SK (selective kernel) is not an attention module" in msg
+        assert 'Use sk=dict(groups=32, ratio=16) on resvariants.ResNet' in msg
+    with pytest.raises(KeyError, match=r'\(SK is sk=dict\(groups=32, ratio=16\), not an '
+                                       r'attention= name\)'):
+        ResNet(depth=50, base_channels=16, attention='squeeze')
+
+
+def _plugin(type_name, stages=(True, ) * 4):
+    return dict(cfg=dict(type=type_name), stages=stages, position='after_conv3')
+
+
+def test_plugin_stages_of_the_wrong_length():
+    """mmdet asserts the length with a bare AssertionError."""
+    with pytest.raises(ValueError) as err:
+        ResNet(depth=50, base_channels=16, plugins=[_plugin('SRM', stages=(True, True))])
+    assert ('plugins[0] (SRM): stages=(True, True) has 2 entries; it needs one per stage, '
+            'num_stages=4 (e.g. stages=(False, True, True, True)), or stages=None for all'
+            ) == str(err.value)
+
+
+def test_unknown_plugin_type_in_the_trunk():
+    """mmcv says "Cannot find None in registry"."""
+    with pytest.raises(KeyError) as err:
+        ResNet(depth=50, base_channels=16, plugins=[_plugin('SGEE')])
+    msg = str(err.value)
+    assert "plugins[0]: unknown plugin type 'SGEE'" in msg
+    assert 'SGE' in msg and 'SEModule' in msg and 'GCBlock' in msg  # ours, listed
+    assert "custom_imports=dict(imports=['resvariants.models'])" in msg
+
+
+def _stock_mmdet_config(tmp_path, plugin):
+    cfg = tmp_path / 'stock.py'
+    cfg.write_text(f"_base_ = '{DET_CFG}'\n"
+                   f"model = dict(backbone=dict(_delete_=True, type='mmdet.ResNet', depth=50, "
+                   f"plugins=[{plugin!r}]))\n")
+    return str(cfg)
+
+
+def test_stock_mmdet_resnet_plugin_problems_in_a_config(train_tool, tmp_path):
+    """A stock mmdet ResNet in a config: tools/train.py checks its plugins before mmcv does."""
+    with pytest.raises(KeyError) as err:
+        train_tool.main([_stock_mmdet_config(tmp_path, _plugin('SGEE')), '--work-dir',
+                         str(tmp_path / 'w')])
+    msg = str(err.value)
+    assert "model.backbone.plugins[0]: unknown plugin type 'SGEE'" in msg
+    assert "not registered in the 'mmdet' scope" in msg
+    with pytest.raises(ValueError, match=r'model.backbone.plugins\[0\] \(SGE\): '
+                                         r'stages=\(True,\) has 1 entries; it needs one per'):
+        train_tool.main([_stock_mmdet_config(tmp_path, _plugin('SGE', stages=(True, ))),
+                         '--work-dir', str(tmp_path / 'w')])
+
+
 def test_unknown_variant_in_a_config_lists_registered_models(train_tool, tmp_path):
     with pytest.raises(KeyError) as err:
         train_tool.main([CLS_CFG, '--work-dir', str(tmp_path), '--cfg-options',
@@ -161,7 +219,61 @@ def test_image_smaller_than_the_backbone_stride(train_tool, tmp_path):
     assert 'smaller than the backbone stride 32' in msg
 
 
+def test_too_small_input_in_train_mode_names_the_norm_and_the_fixes():
+    """A 32x32 image at batch 1 is a 1x1 map in layer4: PyTorch's "Expected more than 1 value
+    per channel when training" names no module."""
+    model = ResNet(depth=50, base_channels=16, attention='srm', norm_eval=False).train()
+    with pytest.raises(ValueError) as err:
+        model(torch.randn(1, 3, 32, 32))
+    msg = str(err.value)
+    assert ('ResNet: the BatchNorm layer4.0.bn2 (BatchNorm2d) gets 1 value per channel in '
+            'train mode: the input (1, 3, 32, 32) with batch 1 is a 1x1 map there') in msg
+    for fix in ('a batch of 2 or more images', 'a larger input', 'norm_eval=True', 'SyncBN'):
+        assert fix in msg
+    # each fix works
+    assert model(torch.randn(2, 3, 32, 32))[-1].shape == (2, 512, 1, 1)
+    assert model(torch.randn(1, 3, 64, 64))[-1].shape == (1, 512, 2, 2)
+    frozen = ResNet(depth=50, base_channels=16, attention='srm', norm_eval=True).train()
+    assert frozen(torch.randn(1, 3, 32, 32))[-1].shape == (1, 512, 1, 1)
+    # and no hook is left behind
+    assert not any(m._forward_pre_hooks for m in model.modules())
+
+
 # ---------------------------------------------------------------------------- checkpoints
+
+def test_missing_strict_pretrained_checkpoint_says_how_to_fix_it(tmp_path, monkeypatch):
+    missing = str(tmp_path / 'imagenet' / 'resnet50_in1k.pth')
+    monkeypatch.setenv('RESVARIANTS_PRETRAINED', str(tmp_path / 'imagenet'))
+    model = ResNet(depth=50, base_channels=16, init_cfg=dict(
+        type='StrictPretrained', checkpoint=missing, prefix='backbone.'))
+    with pytest.raises(FileNotFoundError) as err:
+        model.init_weights()
+    msg = str(err.value)
+    assert f'StrictPretrained init: checkpoint not found: {missing}' in msg
+    assert f'$RESVARIANTS_PRETRAINED={tmp_path}/imagenet' in msg
+    assert 'export RESVARIANTS_PRETRAINED=DIR' in msg
+    assert '--cfg-options model.backbone.init_cfg.checkpoint=PATH' in msg
+    assert '--cfg-options model.backbone.init_cfg=None trains the backbone from scratch' in msg
+    monkeypatch.delenv('RESVARIANTS_PRETRAINED')
+    model = ResNet(depth=50, base_channels=16, init_cfg=dict(
+        type='WarmStart', checkpoint=missing))
+    with pytest.raises(FileNotFoundError, match=r'WarmStart init: .*RESVARIANTS_PRETRAINED is '
+                                                r'not set, so the default checkpoints/imagenet'):
+        model.init_weights()
+
+
+def test_missing_init_checkpoint_fails_before_training(train_tool, tmp_path):
+    missing = str(tmp_path / 'nope.pth')
+    with pytest.raises(FileNotFoundError) as err:
+        train_tool.main([osp.join(REPO, 'tests/configs/det_tiny_converted_backbone.py'),
+                         '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+                         f'model.backbone.init_cfg.checkpoint={missing}'])
+    msg = str(err.value)
+    assert f'StrictPretrained init: checkpoint not found: {missing} ' \
+           f'(model.backbone.init_cfg.checkpoint)' in msg
+    assert '--cfg-options model.backbone.init_cfg.checkpoint=PATH' in msg
+    assert not (tmp_path / 'w').exists() or not any((tmp_path / 'w').rglob('*.pth'))
+
 
 def _cls_model():
     from mmpretrain.registry import MODELS

@@ -9,13 +9,49 @@ backward, and ``x * (1 + sigmoid(c * s))`` keeps and revisits four full-size tem
 The functions here compute the same forward values (same operations, or a two-pass variance
 instead of Welford, equal to rounding) and return their gradients in the fewest passes.
 
-Every function works on any float dtype (autocast included) and on CPU and CUDA; the
-backward passes are first-order only (``once_differentiable``).
+Every function works on any float dtype (autocast included) and on CPU and CUDA, and behaves
+as its plain formula (the ``*_plain`` function next to it) under ordinary autograd use:
+``retain_graph=True`` (a backward only reads what its forward saved), ``torch.no_grad`` /
+``torch.inference_mode``, and higher-order gradients: when autograd records the backward
+itself (``create_graph=True``: double backward, gradient penalties, ``gradgradcheck``), the
+backward differentiates the plain formula on the saved inputs instead of running the fused
+code (:func:`_higher_order`), so second derivatives are exact. Only first-order backward passes
+take the fast code.
 """
 import torch
 import torch.nn.functional as F
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
+
+
+def _higher_order(ctx, plain, inputs, grads):
+    """The backward of a fused function when ``create_graph=True``: the gradients of
+    ``plain(*inputs)`` for the inputs that need one, as differentiable tensors.
+
+    ``inputs`` are the forward's arguments in order (tensors as saved, with their history;
+    other arguments as they were), ``grads`` the incoming gradients of the outputs.
+
+    Each tensor input enters the formula through an alias (``view_as``), and the gradients are
+    taken for the aliases: partial derivatives, as a backward must return. (For the saved
+    tensors themselves autograd would also count the paths between them, e.g. from a gate
+    back to the ``x`` it was computed from, which the outer backward already follows.) The
+    aliases keep the history, so the result is differentiable in the original inputs.
+    """
+    with torch.enable_grad():
+        aliases = [t.view_as(t) if torch.is_tensor(t) and t.requires_grad else t
+                   for t in inputs]
+        outputs = plain(*aliases)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs, )
+    wanted = [i for i, t in enumerate(inputs)
+              if torch.is_tensor(t) and ctx.needs_input_grad[i] and t.requires_grad]
+    result = [None] * len(inputs)
+    pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None and o.requires_grad]
+    if wanted and pairs:
+        found = torch.autograd.grad([o for o, _ in pairs], [aliases[i] for i in wanted],
+                                    [g for _, g in pairs], create_graph=True,
+                                    allow_unused=True)
+        for i, g in zip(wanted, found):
+            result[i] = torch.zeros_like(inputs[i]) if g is None else g
+    return tuple(result)
 
 
 def _centred_var(flat, dim, unbiased):
@@ -31,7 +67,8 @@ def _centred_var(flat, dim, unbiased):
 
 class _MeanHW(Function):
     """Global average pool ``x.mean((2, 3), keepdim=True)``; its gradient stays a broadcast
-    view (no full-size division)."""
+    view (no full-size division). The backward is linear in ``grad`` and does not read ``x``,
+    so it is itself differentiable (double backward needs no special path)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -39,7 +76,6 @@ class _MeanHW(Function):
         return x.mean(dim=(2, 3), keepdim=True)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         return (grad / (ctx.shape[2] * ctx.shape[3])).expand(ctx.shape)
 
@@ -58,7 +94,9 @@ def mean_hw(x):
 class _AvgMaxHW(Function):
     """Average and max over H x W (keepdim). The max gradient goes to the first maximum (as
     ``max_pool2d`` / ``torch.max`` route it); both gradients are written in one pass. The
-    argmax is taken only when a backward will follow (``amax`` alone is faster)."""
+    argmax is taken only when a backward will follow (``amax`` alone is faster). The backward
+    is linear in the incoming gradients and reads only the argmax, so it is differentiable as
+    written (the second derivative in ``x`` is zero, as for the plain ops)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -72,7 +110,6 @@ class _AvgMaxHW(Function):
         return avg, peak.view(b, c, 1, 1).clone()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_avg, grad_max):
         index, = ctx.saved_tensors
         b, c, h, w = ctx.shape
@@ -88,7 +125,8 @@ def avg_max_hw(x):
 
 class _MaxMeanC(Function):
     """``cat([max over C, mean over C], 1)``: CBAM's spatial descriptor (max first); the max
-    gradient goes to the first maximum, as ``torch.max(x, 1)`` routes it."""
+    gradient goes to the first maximum, as ``torch.max(x, 1)`` routes it. Differentiable
+    backward, as ``_AvgMaxHW``'s."""
 
     @staticmethod
     def forward(ctx, x):
@@ -101,7 +139,6 @@ class _MaxMeanC(Function):
         return torch.cat([peak, mean], 1)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         index, = ctx.saved_tensors
         dx = (grad[:, 1:] / ctx.shape[1]).expand(ctx.shape).contiguous()
@@ -112,6 +149,13 @@ class _MaxMeanC(Function):
 def max_mean_c(x):
     """``torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)``."""
     return _MaxMeanC.apply(x)
+
+
+def mean_std_hw_plain(x, eps=1e-5, unbiased=True):
+    """Plain formula of :func:`mean_std_hw`."""
+    b, c, h, w = x.shape
+    flat = x.reshape(b, c, h * w)
+    return flat.mean(dim=2), (flat.var(dim=2, unbiased=unbiased) + eps).sqrt()
 
 
 class _MeanStdHW(Function):
@@ -125,12 +169,15 @@ class _MeanStdHW(Function):
         std = (var + eps).sqrt()
         ctx.save_for_backward(x, mean, std)
         ctx.denom = h * w - 1 if unbiased else h * w
+        ctx.eps, ctx.unbiased = eps, unbiased
         return mean.view(b, c).clone(), std.view(b, c).clone()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_mean, grad_std):
         x, mean, std = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _higher_order(ctx, mean_std_hw_plain, (x, ctx.eps, ctx.unbiased),
+                                 (grad_mean, grad_std))
         b, c, h, w = x.shape
         # d std / d x = (x - mean) / (denom * std): dx = a * x + (grad_mean / n - a * mean)
         a = grad_std.view(b, c, 1) / (std * ctx.denom)
@@ -145,6 +192,11 @@ def mean_std_hw(x, eps=1e-5, unbiased=True):
     return _MeanStdHW.apply(x, eps, unbiased)
 
 
+def bam_gate_plain(x, channel, spatial):
+    """Plain formula of :func:`bam_gate`."""
+    return x * (1 + torch.sigmoid(channel * spatial))
+
+
 class _BAMGate(Function):
     """``x * (1 + sigmoid(c * s))`` for a channel map ``c`` (B, C, 1, 1) and a spatial map
     ``s`` (B, 1, H, W), written as ``x + x * g``; keeps ``x`` and ``g`` only."""
@@ -156,9 +208,10 @@ class _BAMGate(Function):
         return torch.addcmul(x, x, gate)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         x, channel, spatial, gate = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _higher_order(ctx, bam_gate_plain, (x, channel, spatial), (grad, ))
         b, c, h, w = x.shape
         # d logits = grad * x * g * (1 - g), reduced against each map; computed in place in
         # one buffer, which then receives dx = grad * (1 + g)
@@ -177,6 +230,20 @@ class _BAMGate(Function):
 def bam_gate(x, channel, spatial):
     """``x * (1 + sigmoid(channel * spatial))`` with a fused backward."""
     return _BAMGate.apply(x, channel, spatial)
+
+
+def sge_plain(x, weight, bias, groups, eps=1e-5):
+    """Plain formula of :func:`sge` (PytorchInsight's, with its 1x1 NaN guarded: the
+    unbiased std of one position is undefined, the centred similarity is 0 there)."""
+    b, c, h, w = x.shape
+    grouped = x.reshape(b * groups, c // groups, h, w)
+    sim = (grouped * grouped.mean(dim=(2, 3), keepdim=True)).sum(dim=1).reshape(b * groups,
+                                                                                 h * w)
+    centred = sim - sim.mean(dim=1, keepdim=True)
+    std = centred.std(dim=1, keepdim=True) if h * w > 1 else torch.zeros_like(centred)
+    norm = (centred / (std + eps)).reshape(b, groups, h, w)
+    gate = torch.sigmoid(norm * weight + bias).reshape(b * groups, 1, h, w)
+    return (grouped * gate).reshape(b, c, h, w)
 
 
 class _SGE(Function):
@@ -203,14 +270,16 @@ class _SGE(Function):
         # (mmdet's stock Bottleneck adds the shortcut to the plugin output in place)
         out = torch.empty(x.shape, dtype=torch.result_type(grouped, gate), device=x.device)
         torch.mul(grouped, gate.view(b * groups, 1, n), out=out.view(b * groups, cg, n))
-        ctx.save_for_backward(x, weight, mean, norm, inv, std, gate)
-        ctx.groups, ctx.denom = groups, max(n - 1, 1)
+        ctx.save_for_backward(x, weight, bias, mean, norm, inv, std, gate)
+        ctx.groups, ctx.denom, ctx.eps = groups, max(n - 1, 1), eps
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
-        x, weight, mean, norm, inv, std, gate = ctx.saved_tensors
+        x, weight, bias, mean, norm, inv, std, gate = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _higher_order(ctx, sge_plain, (x, weight, bias, ctx.groups, ctx.eps),
+                                 (grad, ))
         groups = ctx.groups
         b, c, h, w = x.shape
         n, cg = h * w, c // groups
@@ -246,6 +315,11 @@ def sge(x, weight, bias, groups, eps=1e-5):
     return _SGE.apply(x, weight, bias, groups, eps)
 
 
+def select2_plain(a, b, wa, wb):
+    """Plain formula of :func:`select2`."""
+    return a * wa + b * wb
+
+
 class _Select2(Function):
     """``a * wa + b * wb`` for per-channel weights (B, C, 1, 1); SK's selection."""
 
@@ -257,9 +331,10 @@ class _Select2(Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         a, b, wa, wb = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _higher_order(ctx, select2_plain, (a, b, wa, wb), (grad, ))
         bs, c = grad.shape[:2]
         flat = grad.reshape(bs, c, -1)
 
@@ -278,6 +353,14 @@ def select2(a, b, wa, wb):
     return _Select2.apply(a, b, wa, wb)
 
 
+def attention_pool_plain(x, weight, bias=None):
+    """Plain formula of :func:`attention_pool` (mmcv ``ContextBlock.spatial_pool``'s)."""
+    b, c, h, w = x.shape
+    mask = F.conv2d(x, weight.view(1, c, 1, 1), bias).view(b, 1, h * w, 1)
+    prob = torch.softmax(mask, dim=2)
+    return torch.matmul(x.view(b, 1, c, h * w), prob).view(b, c, 1, 1)
+
+
 class _AttentionPool(Function):
     """GCNet's attention pooling: ``softmax(conv1x1(x))`` over H*W, then the weighted sum of
     ``x``: context (B, C, 1, 1). The 1x1 mask conv is a batched matrix-vector product; the
@@ -293,14 +376,15 @@ class _AttentionPool(Function):
             logits = logits + bias.to(logits.dtype).view(1, 1, 1)
         prob = torch.softmax(logits, dim=2)  # (B, 1, N)
         context = torch.bmm(flat, prob.transpose(1, 2))  # (B, C, 1)
-        ctx.save_for_backward(x, weight, prob)
+        ctx.save_for_backward(x, weight, prob, bias)
         ctx.has_bias = bias is not None
         return context.view(b, c, 1, 1).clone()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
-        x, weight, prob = ctx.saved_tensors
+        x, weight, prob, bias = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _higher_order(ctx, attention_pool_plain, (x, weight, bias), (grad, ))
         b, c, h, w = x.shape
         flat = x.reshape(b, c, h * w)
         d_context = grad.reshape(b, c, 1).to(flat.dtype)
@@ -329,9 +413,10 @@ class _ChannelScale(Function):
         return x * gate
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         x, gate = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _higher_order(ctx, torch.mul, (x, gate), (grad, ))
         dx = grad * gate if ctx.needs_input_grad[0] else None
         d_gate = None
         if ctx.needs_input_grad[1]:

@@ -8,18 +8,20 @@ Ms: 1x1 conv C->C/r (bias) -> BN -> ReLU -> 2 x [3x3 conv, dilation 4 (bias) -> 
 
 Fixes over the reference: adaptive pooling (non-square and any-size inputs), and batch size 1
 in train mode works (its BN falls back to running statistics for that step).
+Initialisation (docs/architectures.md 1.1, the reference's name-based rule): convs
+kaiming-normal fan_out, BN weights 1, every bias 0, Linear weights at PyTorch's default.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from resvariants.registry import PLUGIN_MODELS
-from ._fused import bam_gate, mean_hw
+from ._fused import bam_gate, bam_gate_plain, mean_hw
 from ._norm import safe_batch_norm
+from .factory import register_attention
 
 
-@PLUGIN_MODELS.register_module()
+@register_attention
 class BAM(BaseModule):
     """Channel x spatial attention applied to a stage output.
 
@@ -28,12 +30,16 @@ class BAM(BaseModule):
         ratio (int): Reduction of both branches. Defaults to 16.
         dilation (int): Dilation of the two 3x3 spatial convs. Defaults to 4.
         num_dilated (int): Number of dilated 3x3 convs. Defaults to 2.
+        fused (bool): Pooling and gating with the cheap-backward functions of ``_fused.py``
+            (default); False runs the plain formula (same values).
     """
     _abbr_ = 'bam'
 
-    def __init__(self, in_channels, ratio=16, dilation=4, num_dilated=2, init_cfg=None):
+    def __init__(self, in_channels, ratio=16, dilation=4, num_dilated=2, init_cfg=None,
+                 fused=True):
         super().__init__(init_cfg)
         self.in_channels = in_channels
+        self.fused = fused
         hidden = in_channels // ratio
         self.channel_fc1 = nn.Linear(in_channels, hidden)
         self.channel_bn = nn.BatchNorm1d(hidden)
@@ -63,7 +69,8 @@ class BAM(BaseModule):
                 nn.init.zeros_(m.bias)
 
     def channel_map(self, x):
-        hidden = self.channel_fc1(mean_hw(x).flatten(1))
+        pooled = mean_hw(x) if self.fused else x.mean(dim=(2, 3))
+        hidden = self.channel_fc1(pooled.flatten(1))
         hidden = F.relu(safe_batch_norm(self.channel_bn, hidden))
         return self.channel_fc2(hidden)[:, :, None, None]
 
@@ -75,4 +82,5 @@ class BAM(BaseModule):
 
     def forward(self, x):
         # x * (1 + sigmoid(Mc * Ms)) as one autograd function: no full-size temporaries kept
-        return bam_gate(x, self.channel_map(x), self.spatial_map(x))
+        gate = bam_gate if self.fused else bam_gate_plain
+        return gate(x, self.channel_map(x), self.spatial_map(x))

@@ -4,18 +4,24 @@ Channel gate: a shared MLP Linear(C, C/r, bias) -> ReLU -> Linear(C/r, C, bias) 
 global average- and max-pooled vectors; the two logits are summed -> sigmoid -> channel scale.
 Spatial gate: [channel max, channel mean] (max first) -> 7x7 conv 2->1 (no bias) ->
 BatchNorm(1, momentum 0.01, weight initialised to 0) -> sigmoid -> position scale.
+At init (spatial BN weight and bias 0) the spatial gate is sigmoid(0) = 0.5 everywhere.
+
+Fix over the reference: train mode with one value per channel in the spatial BN (batch 1 on a
+1x1 map) works: that step normalises with the running statistics and leaves them unchanged.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch.autograd import Function
-from torch.autograd.function import once_differentiable
 
-from resvariants.registry import PLUGIN_MODELS
+from ._fused import _higher_order
+from ._norm import batch_norm_again, safe_batch_norm, uses_batch_statistics
+from .factory import register_attention
 
 
-@PLUGIN_MODELS.register_module()
+
+@register_attention
 class CBAM(BaseModule):
     """Convolutional block attention module (channel gate then spatial gate).
 
@@ -23,12 +29,16 @@ class CBAM(BaseModule):
         in_channels (int): Channels of the input (and output).
         ratio (int): Reduction of the channel MLP. Defaults to 16.
         kernel_size (int): Spatial gate kernel. Defaults to 7.
+        fused (bool): Train with one autograd function whose backward needs fewer full-size
+            allocations (default); False runs the plain formula (:meth:`plain_forward`, same
+            values and gradients). Inference and traced graphs always take the plain formula.
     """
     _abbr_ = 'cbam'
 
-    def __init__(self, in_channels, ratio=16, kernel_size=7, init_cfg=None):
+    def __init__(self, in_channels, ratio=16, kernel_size=7, init_cfg=None, fused=True):
         super().__init__(init_cfg)
         self.in_channels = in_channels
+        self.fused = fused
         hidden = in_channels // ratio
         self.channel_fc1 = nn.Linear(in_channels, hidden)
         self.channel_fc2 = nn.Linear(hidden, in_channels)
@@ -52,26 +62,45 @@ class CBAM(BaseModule):
         logits = self.channel_fc2(F.relu(self.channel_fc1(torch.stack([avg, peak])))).sum(0)
         return torch.sigmoid(logits)[:, :, None, None]
 
-    def spatial_gate(self, compressed):
-        """Spatial gate (B, 1, H, W) from [max over C, mean over C] (B, 2, H, W)."""
-        return torch.sigmoid(self.spatial_bn(self.spatial_conv(compressed)))
+    def spatial_gate(self, compressed, norm=None):
+        """Spatial gate (B, 1, H, W) from [max over C, mean over C] (B, 2, H, W); ``norm``
+        replaces the BN call (default :func:`safe_batch_norm` of ``spatial_bn``)."""
+        logits = self.spatial_conv(compressed)
+        logits = safe_batch_norm(self.spatial_bn, logits) if norm is None else norm(logits)
+        return torch.sigmoid(logits)
+
+    def plain_forward(self, x, norm=None):
+        """The plain formula (max gradients routed to the first maximum, as the reference's
+        ``max_pool2d`` / ``torch.max``); ``norm`` as in :meth:`spatial_gate`."""
+        b, c = x.shape[:2]
+        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+            peak_hw, peak_c = (lambda t: t.reshape(b, c, -1).max(dim=2)[0],
+                               lambda t: t.max(dim=1, keepdim=True)[0])
+        else:  # same values; amax is the faster kernel (and the op traced graphs count)
+            peak_hw, peak_c = (lambda t: t.amax(dim=(2, 3)),
+                               lambda t: t.amax(dim=1, keepdim=True))
+        x = x * self.channel_gate(x.mean(dim=(2, 3)), peak_hw(x))
+        compressed = torch.cat([peak_c(x), x.mean(dim=1, keepdim=True)], 1)
+        return x * self.spatial_gate(compressed, norm)
 
     def forward(self, x):
-        if torch.is_grad_enabled() and not torch.jit.is_tracing():
+        if self.fused and torch.is_grad_enabled() and not torch.jit.is_tracing():
             # training: one autograd function whose backward writes the input gradient with
             # two allocations (see _CBAMFunction); the gates' small graphs run inside it
             return _CBAMFunction.apply(x, self, *self.parameters())
         # inference (and traced graphs, which the FLOP counter reads): the plain formula
-        x = x * self.channel_gate(x.mean(dim=(2, 3)), x.amax(dim=(2, 3)))
-        return x * self.spatial_gate(
-            torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], 1))
+        return self.plain_forward(x)
 
 
 def _grads(output, grad, inputs):
-    """Gradients of ``output`` for ``inputs`` (None where an input needs none or is unused)."""
+    """Gradients of ``output`` for ``inputs`` (None where an input needs none or is unused).
+
+    The small sub-graph is kept (``retain_graph``), so the outer graph can be backpropagated
+    again (``retain_graph=True`` there); it is freed with the outer graph.
+    """
     wanted = [i for i, t in enumerate(inputs) if t.requires_grad]
     found = torch.autograd.grad(output, [inputs[i] for i in wanted], grad.to(output.dtype),
-                                allow_unused=True)
+                                retain_graph=True, allow_unused=True)
     result = [None] * len(inputs)
     for i, g in zip(wanted, found):
         result[i] = g
@@ -88,6 +117,10 @@ class _CBAMFunction(Function):
     allocations (the first also serves as scratch space) instead of autograd's five, and no
     accumulation passes. Max gradients go to
     the first maximum, as ``torch.max`` / ``max_pool2d`` route them in the reference.
+
+    A backward recorded by autograd (``create_graph=True``) differentiates
+    :meth:`CBAM.plain_forward` instead, with the BN statistics the forward used (running
+    statistics not updated again), so higher-order gradients are exact.
     """
 
     @staticmethod
@@ -101,19 +134,28 @@ class _CBAMFunction(Function):
             gate_c = module.channel_gate(avg_in, peak_in)
         y = x * gate_c.detach()
         peak_c, index_c = y.max(dim=1, keepdim=True)
+        ctx.batch_statistics = uses_batch_statistics(module.spatial_bn, peak_c)
         with torch.enable_grad():
             compressed = torch.cat([peak_c, y.mean(dim=1, keepdim=True)], 1).requires_grad_()
             gate_s = module.spatial_gate(compressed)
         out = y * gate_s.detach()
         ctx.save_for_backward(x, y, index_hw, index_c)
         ctx.graphs = (avg_in, peak_in, gate_c, compressed, gate_s)
-        ctx.params = params
+        ctx.module, ctx.params = module, params
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         x, y, index_hw, index_c = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            bn = ctx.module.spatial_bn
+            batch_statistics = ctx.batch_statistics
+
+            def plain(x, module, *params):
+                return module.plain_forward(
+                    x, norm=lambda t: batch_norm_again(bn, t, batch_statistics))
+
+            return _higher_order(ctx, plain, (x, ctx.module, *ctx.params), (grad, ))
         avg_in, peak_in, gate_c, compressed, gate_s = ctx.graphs
         params = list(ctx.params)
         b, c, h, w = x.shape

@@ -4,18 +4,20 @@ GAP -> 1x1 conv C->C/r (bias) -> ReLU -> 1x1 conv C/r->C (bias) -> sigmoid -> ch
 Reuses mmpretrain's ``SELayer`` (1x1 convs are the same maths as PytorchInsight's Linear
 layers) and keeps its key layout (``se_layer.conv1.conv.weight``), so mmpretrain SE-ResNet
 checkpoints load unchanged. The squeeze width is ``C // ratio`` with no rounding (``divisor=1``),
-as in PytorchInsight (SE-R50 28,088,024 parameters).
+as in PytorchInsight (SE-R50 28,088,024 parameters). Initialisation: PyTorch's default Linear
+init for both layers (docs/architectures.md 1.1: the reference initialises only Conv2d and BN
+layers), re-applied by ``init_weights`` after a trunk's Kaiming init.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.models.utils import SELayer
 
-from resvariants.registry import PLUGIN_MODELS
 from ._fused import channel_scale, mean_hw
+from .factory import register_attention
 
 
-@PLUGIN_MODELS.register_module()
+@register_attention
 class SEModule(SELayer):
     """SE channel attention usable as an mmdet ResNet plugin.
 
@@ -24,12 +26,15 @@ class SEModule(SELayer):
         ratio (int): Squeeze ratio; hidden width ``in_channels // ratio``. Defaults to 16.
         divisor (int): Round the hidden width to a multiple of this. 1 (default) keeps the
             reference width; 8 reproduces mmpretrain's ``SELayer`` default.
+        fused (bool): Pool and scale with the cheap-backward functions of ``_fused.py``
+            (default); False runs mmpretrain's plain ``SELayer.forward`` (same values).
     """
     _abbr_ = 'se_layer'
 
-    def __init__(self, in_channels, ratio=16, divisor=1, init_cfg=None, **kwargs):
+    def __init__(self, in_channels, ratio=16, divisor=1, init_cfg=None, fused=True, **kwargs):
         super().__init__(in_channels, ratio=ratio, divisor=divisor, init_cfg=init_cfg, **kwargs)
         self.in_channels = in_channels
+        self.fused = fused
 
     def init_weights(self):
         """PyTorch's default Linear init (the reference leaves its SE Linear layers at it)."""
@@ -47,7 +52,7 @@ class SEModule(SELayer):
                 and isinstance(conv2.activate, nn.Sigmoid))
 
     def forward(self, x):
-        if torch.jit.is_tracing() or not self._default_layers():
+        if not self.fused or torch.jit.is_tracing() or not self._default_layers():
             return super().forward(x)  # traced graphs keep the counted 1x1 convs
         # SELayer.forward's maths; the pooled vector goes through the 1x1 convs' weights as
         # Linear layers (the reference's form, cheaper than 1x1 convs on a 1x1 map), and the

@@ -3,30 +3,39 @@
 Style pooling t_c = [mean_hw(x_c), sqrt(var_hw(x_c) + 1e-5)] (unbiased variance, as the
 official code); channel-wise fully connected z_c = cfc_c . t_c (cfc of shape [C, 2], init 0);
 BatchNorm2d(C) on z; gate sigmoid; x * gate. SRM-R50 has 25,617,448 parameters.
-Fix over the reference: a 1x1 map (unbiased variance undefined, NaN) uses the biased variance.
+At init (cfc = 0, BN weight 1 / bias 0) the gate is sigmoid(0) = 0.5 everywhere.
+
+Fixes over the reference: a 1x1 map (unbiased variance undefined, NaN) uses the biased
+variance; batch 1 in train mode works (the BN over the (1, C, 1, 1) style vector has one value
+per channel, which PyTorch refuses: that step normalises with the running statistics and
+leaves them unchanged, as BAM and SK do).
 """
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from resvariants.registry import PLUGIN_MODELS
 from ._fused import channel_scale, mean_std_hw
+from ._norm import safe_batch_norm
+from .factory import register_attention
 
 
-@PLUGIN_MODELS.register_module()
+@register_attention
 class SRM(BaseModule):
     """Style-based recalibration: mean/std style pooling, channel-wise FC, BN, sigmoid gate.
 
     Args:
         in_channels (int): Channels of the input (and output).
         eps (float): Added to the variance before the square root. Defaults to 1e-5.
+        fused (bool): Style pooling and scaling with the cheap-backward functions of
+            ``_fused.py`` (default); False runs the plain formula (same values).
     """
     _abbr_ = 'srm'
 
-    def __init__(self, in_channels, eps=1e-5, init_cfg=None):
+    def __init__(self, in_channels, eps=1e-5, init_cfg=None, fused=True):
         super().__init__(init_cfg)
         self.in_channels = in_channels
         self.eps = eps
+        self.fused = fused
         self.cfc = nn.Parameter(torch.zeros(in_channels, 2))
         self.bn = nn.BatchNorm2d(in_channels)
 
@@ -36,9 +45,19 @@ class SRM(BaseModule):
         nn.init.zeros_(self.cfc)
         self.bn.reset_parameters()
 
-    def forward(self, x):
+    def style(self, x):
+        """Per-channel (mean, std) over H x W, each (B, C)."""
         b, c, h, w = x.shape
-        # two-pass statistics (torch.var's Welford kernel is slow on the CPU), fused backward
-        mean, std = mean_std_hw(x, self.eps, unbiased=int(h) * int(w) > 1)
+        unbiased = int(h) * int(w) > 1
+        if self.fused:
+            # two-pass statistics (torch.var's Welford kernel is slow on the CPU), fused backward
+            return mean_std_hw(x, self.eps, unbiased=unbiased)
+        flat = x.reshape(b, c, h * w)
+        return flat.mean(dim=2), (flat.var(dim=2, unbiased=unbiased) + self.eps).sqrt()
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        mean, std = self.style(x)
         z = mean * self.cfc[:, 0] + std * self.cfc[:, 1]
-        return channel_scale(x, torch.sigmoid(self.bn(z.view(b, c, 1, 1))))
+        gate = torch.sigmoid(safe_batch_norm(self.bn, z.view(b, c, 1, 1)))
+        return channel_scale(x, gate) if self.fused else x * gate

@@ -20,6 +20,7 @@ Variants are arguments, not classes:
   with softmax selection), bottleneck depths only.
 * ``groups=32, base_width=4``: ResNeXt-50/101 32x4d.
 """
+import contextlib
 import copy
 
 import torch
@@ -28,9 +29,12 @@ from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmdet.models.backbones.resnet import BasicBlock as MMDetBasicBlock
 from mmdet.models.backbones.resnet import ResNet as MMDetResNet
 from mmdet.models.backbones.resnext import Bottleneck as MMDetResNeXtBottleneck
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
-from ..attention.factory import (STAGE_ATTENTIONS, build_attention, normalize_attention_cfg)
+from ..attention._norm import is_synchronised
+from ..attention.factory import (STAGE_ATTENTIONS, build_attention, check_plugin_cfgs,
+                                 normalize_attention_cfg)
 from ..attention.sk import SKFusion
 
 _BLOCK_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
@@ -210,6 +214,7 @@ class ResNet(MMDetResNet):
             if plugin.get('position') not in _BLOCK_POSITIONS:
                 raise ValueError(f'plugin position must be one of {_BLOCK_POSITIONS}, got '
                                  f'{plugin.get("position")!r}')
+        check_plugin_cfgs(plugins, num_stages)
         if attention is not None and attention['type'] in STAGE_ATTENTIONS:
             self.stage_attention_cfg = attention
             stages = attention_stages or (True, ) * (num_stages - 1) + (False, )
@@ -296,6 +301,14 @@ class ResNet(MMDetResNet):
         return self
 
     def forward(self, x):
+        if self.training and x.shape[0] == 1 and not torch.jit.is_tracing():
+            # batch 1 in train mode: a BN that meets a 1x1 map cannot take batch statistics;
+            # say which one and what to change instead of PyTorch's bare message
+            with _explain_single_value_norms(self, tuple(x.shape)):
+                return self._forward(x)
+        return self._forward(x)
+
+    def _forward(self, x):
         if self.deep_stem:
             x = self.stem(x)
         else:
@@ -310,3 +323,34 @@ class ResNet(MMDetResNet):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+
+@contextlib.contextmanager
+def _explain_single_value_norms(model, input_shape):
+    """While active, a train-mode BatchNorm of ``model`` that gets one value per channel
+    raises a ValueError naming it and the fixes (PyTorch's own message names no module)."""
+    handles = []
+
+    def check(name):
+        def hook(module, args):
+            x = args[0]
+            if (module.training and torch.is_tensor(x) and x.dim() >= 2
+                    and x.numel() // x.shape[1] == 1 and not is_synchronised(module)):
+                size = 'x'.join(str(int(d)) for d in x.shape[2:]) or '1'
+                raise ValueError(
+                    f'{type(model).__name__}: the BatchNorm {name} ({type(module).__name__}) '
+                    f'gets 1 value per channel in train mode: the input '
+                    f'{tuple(int(d) for d in input_shape)} with batch 1 is a {size} map '
+                    f'there, and batch statistics need more than one value. Fix: a batch of '
+                    f'2 or more images, a larger input, norm_eval=True (frozen BN statistics, '
+                    f'as the detection configs use), or SyncBN over several processes.')
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            if isinstance(module, _BatchNorm):
+                handles.append(module.register_forward_pre_hook(check(name)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

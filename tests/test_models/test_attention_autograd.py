@@ -1,0 +1,253 @@
+"""The fast paths behave as the plain formulas under ordinary autograd use (issue 15, part 4).
+
+For every registered attention module, ``fused=True`` (hand-written backward passes of
+``_fused.py`` and CBAM's autograd function) against ``fused=False`` (plain torch ops, autograd's
+own backward): outputs, input and parameter gradients, BN running statistics; a second backward
+through a retained graph; double backward; ``gradcheck`` / ``gradgradcheck`` in float64; and
+``torch.no_grad`` / ``torch.inference_mode``. The ``_fused.py`` primitives are checked the same
+way against plain formulas written here.
+"""
+import copy
+import inspect
+
+import pytest
+import torch
+from torch.autograd import Function, gradcheck, gradgradcheck
+
+from _attention_cases import TYPES, build, call, make_inputs, randomise
+from resvariants.models.attention import _fused
+
+SHAPE = (2, 32, 8, 8)
+
+
+def _pair(name, channels=32, train=True, dtype=torch.float64, seed=0):
+    fused = randomise(build(name, channels), seed).to(dtype).train(train)
+    plain = copy.deepcopy(fused)
+    plain.fused = False
+    assert fused.fused
+    return fused, plain
+
+
+def _close(a, b, what):
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=lambda m: f'{what}: {m}')
+
+
+def _weights(out, seed=1):
+    return torch.randn(out.shape, generator=torch.Generator().manual_seed(seed),
+                       dtype=out.dtype)
+
+
+def _step(module, inputs, backward_twice=False):
+    out = call(module, inputs)
+    loss = (out * _weights(out)).sum()
+    if backward_twice:
+        loss.backward(retain_graph=True)
+    loss.backward()
+    return out
+
+
+def _compare(fused, plain, inputs, ref_inputs):
+    for i, (x, r) in enumerate(zip(inputs, ref_inputs)):
+        _close(x.grad, r.grad, f'input {i} grad')
+    ref_params = dict(plain.named_parameters())
+    for key, p in fused.named_parameters():
+        assert (p.grad is None) == (ref_params[key].grad is None), key
+        if p.grad is not None:
+            _close(p.grad, ref_params[key].grad, f'{key} grad')
+    ref_buffers = dict(plain.named_buffers())
+    for key, b in fused.named_buffers():
+        _close(b, ref_buffers[key], key)
+
+
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('name', TYPES)
+def test_fused_equals_plain_formula(name, train):
+    fused, plain = _pair(name, train=train)
+    inputs = make_inputs(fused, SHAPE, torch.float64)
+    ref_inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    _close(_step(fused, inputs), _step(plain, ref_inputs), 'output')
+    _compare(fused, plain, inputs, ref_inputs)
+
+
+@pytest.mark.parametrize('name', TYPES)
+def test_second_backward_through_a_retained_graph(name):
+    """``loss.backward(retain_graph=True); loss.backward()`` accumulates twice the gradient
+    (the defect: CBAM's function raised "backward through the graph a second time")."""
+    fused, plain = _pair(name)
+    inputs = make_inputs(fused, SHAPE, torch.float64)
+    ref_inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    _step(fused, inputs, backward_twice=True)
+    _step(plain, ref_inputs, backward_twice=True)
+    _compare(fused, plain, inputs, ref_inputs)
+    once = [x.detach().clone().requires_grad_() for x in inputs]
+    _step(copy.deepcopy(plain), once)
+    for x, r in zip(inputs, once):
+        _close(x.grad, 2 * r.grad, 'twice the single gradient')
+
+
+@pytest.mark.parametrize('name', TYPES)
+def test_double_backward_equals_plain_formula(name):
+    """A gradient penalty: d/d(x, params) of |d loss / d x|^2, fused vs plain."""
+    fused, plain = _pair(name)
+    inputs = make_inputs(fused, SHAPE, torch.float64)
+    ref_inputs = [x.detach().clone().requires_grad_() for x in inputs]
+    for module, xs in ((fused, inputs), (plain, ref_inputs)):
+        out = call(module, xs)
+        grads = torch.autograd.grad((out * _weights(out)).sum(), xs, create_graph=True)
+        sum(g.square().sum() for g in grads).backward()
+    _compare(fused, plain, inputs, ref_inputs)
+    assert any(x.grad.abs().max() > 0 for x in inputs)
+
+
+def _as_function(module, count):
+    params = [p for p in module.parameters()]
+
+    def fn(*args):
+        # gradcheck perturbs the parameters in place, so the module sees the new values
+        return call(module, args[:count])
+
+    return fn, params
+
+
+@pytest.mark.parametrize('name', TYPES)
+def test_gradcheck_float64(name):
+    module = randomise(build(name, 16)).double().train()
+    inputs = make_inputs(module, (2, 16, 4, 3), torch.float64)
+    fn, params = _as_function(module, len(inputs))
+    assert gradcheck(fn, (*inputs, *params), eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
+
+
+@pytest.mark.parametrize('name', TYPES)
+def test_gradgradcheck_float64(name):
+    module = randomise(build(name, 16)).double().train()
+    inputs = make_inputs(module, (2, 16, 3, 3), torch.float64)
+    fn, params = _as_function(module, len(inputs))
+    assert gradgradcheck(fn, (*inputs, *params), eps=1e-6, atol=1e-5, rtol=1e-4,
+                         fast_mode=True)
+
+
+@pytest.mark.parametrize('mode', ['no_grad', 'inference_mode'])
+@pytest.mark.parametrize('train', [True, False])
+@pytest.mark.parametrize('name', TYPES)
+def test_no_grad_and_inference_mode(name, train, mode):
+    fused, plain = _pair(name, train=train, dtype=torch.float32)
+    inputs = make_inputs(fused, SHAPE, requires_grad=False)
+    context = torch.no_grad if mode == 'no_grad' else torch.inference_mode
+    with context():
+        out = call(fused, inputs)
+        ref = call(plain, inputs)
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, ref)
+    ref_buffers = dict(plain.named_buffers())
+    for key, b in fused.named_buffers():
+        torch.testing.assert_close(b, ref_buffers[key], msg=key)
+
+
+# ------------------------------------------------------------------- the _fused.py primitives
+
+def _x(shape=(2, 6, 4, 3), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen, dtype=torch.float64).requires_grad_()
+
+
+def _sge_loop(x, weight, bias, groups=3, eps=1e-5):
+    """The reference's per-group loop, written plainly."""
+    b, c, h, w = x.shape
+    cg = c // groups
+    rows = []
+    for n in range(b):
+        for g in range(groups):
+            xg = x[n, g * cg:(g + 1) * cg]
+            sim = (xg * xg.mean(dim=(1, 2), keepdim=True)).sum(0).flatten()
+            sim = (sim - sim.mean()) / (sim.std() + eps)
+            gate = torch.sigmoid(sim * weight[0, g, 0, 0] + bias[0, g, 0, 0]).view(1, h, w)
+            rows.append(xg * gate)
+    return torch.stack(rows).view(b, c, h, w)
+
+
+def _attention_pool_loop(x, weight, bias):
+    """GCNet's context, one sample at a time: softmax(w . x_n + b) weighted sum of x_n."""
+    b, c, h, w = x.shape
+    contexts = []
+    for n in range(b):
+        flat = x[n].reshape(c, h * w)
+        prob = torch.softmax(weight.view(c) @ flat + bias, dim=0)
+        contexts.append((flat * prob).sum(1))
+    return torch.stack(contexts).view(b, c, 1, 1)
+
+
+#: autograd Function of _fused.py -> (its public call, a plain formula written here, inputs)
+PRIMITIVES = {
+    '_MeanHW': (_fused.mean_hw, lambda x: x.mean((2, 3), keepdim=True), lambda: [_x()]),
+    '_AvgMaxHW': (_fused.avg_max_hw,
+                  lambda x: (x.mean((2, 3), keepdim=True),
+                             x.flatten(2).max(2)[0][:, :, None, None]), lambda: [_x()]),
+    '_MaxMeanC': (_fused.max_mean_c,
+                  lambda x: torch.cat([x.max(1, keepdim=True)[0], x.mean(1, keepdim=True)], 1),
+                  lambda: [_x()]),
+    '_MeanStdHW': (lambda x: _fused.mean_std_hw(x, 1e-5, True),
+                   lambda x: (x.flatten(2).mean(2), (x.flatten(2).var(2) + 1e-5).sqrt()),
+                   lambda: [_x()]),
+    '_BAMGate': (_fused.bam_gate, lambda x, c, s: x * (1 + torch.sigmoid(c * s)),
+                 lambda: [_x(), _x((2, 6, 1, 1), 1), _x((2, 1, 4, 3), 2)]),
+    '_SGE': (lambda x, w, b: _fused.sge(x, w, b, 3), _sge_loop,
+             lambda: [_x(), _x((1, 3, 1, 1), 1), _x((1, 3, 1, 1), 2)]),
+    '_Select2': (_fused.select2, lambda a, b, wa, wb: a * wa + b * wb,
+                 lambda: [_x(), _x(seed=1), _x((2, 6, 1, 1), 2), _x((2, 6, 1, 1), 3)]),
+    '_AttentionPool': (_fused.attention_pool, _attention_pool_loop,
+                       lambda: [_x(), _x((1, 6, 1, 1), 1), _x((1, ), 2)]),
+    '_ChannelScale': (_fused.channel_scale, lambda x, g: x * g,
+                      lambda: [_x(), _x((2, 6, 1, 1), 1)]),
+}
+
+
+def test_every_fused_function_has_a_case():
+    functions = {name for name, obj in vars(_fused).items()
+                 if inspect.isclass(obj) and issubclass(obj, Function)
+                 and obj.__module__ == _fused.__name__}
+    assert functions == set(PRIMITIVES)
+
+
+def _tuple(out):
+    return out if isinstance(out, tuple) else (out, )
+
+
+def _close_grads(xs, refs, what):
+    for x, r in zip(xs, refs):
+        assert (x.grad is None) == (r.grad is None), what
+        if x.grad is not None:
+            _close(x.grad, r.grad, what)
+
+
+@pytest.mark.parametrize('name', sorted(PRIMITIVES))
+def test_primitive_behaves_as_its_plain_formula(name):
+    fused_fn, plain_fn, make = PRIMITIVES[name]
+    inputs = make()
+    ref = [x.detach().clone().requires_grad_() for x in inputs]
+    outs, ref_outs = _tuple(fused_fn(*inputs)), _tuple(plain_fn(*ref))
+    for o, r in zip(outs, ref_outs):
+        _close(o, r, f'{name} output')
+    # retain_graph, then a second backward: the gradients accumulate twice
+    weights = [_weights(o, seed=i + 5) for i, o in enumerate(outs)]
+    for os_, xs in ((outs, inputs), (ref_outs, ref)):
+        loss = sum((o * w).sum() for o, w in zip(os_, weights))
+        loss.backward(retain_graph=True)
+        loss.backward()
+    _close_grads(inputs, ref, f'{name} grad after two backward passes')
+    # double backward, also through the incoming gradients (linear maps have no x-term)
+    leaves = []
+    for fn, xs in ((fused_fn, inputs), (plain_fn, ref)):
+        xs = [x.detach().clone().requires_grad_() for x in xs]
+        ws = [w.clone().requires_grad_() for w in weights]
+        loss = sum((o * w).sum() for o, w in zip(_tuple(fn(*xs)), ws))
+        grads = torch.autograd.grad(loss, xs, create_graph=True)
+        sum(g.square().sum() for g in grads).backward()
+        leaves.append(xs + ws)
+    _close_grads(*leaves, f'{name} double-backward grad')
+    assert any(t.grad is not None for t in leaves[0])
+    assert gradcheck(fused_fn, [x.detach().requires_grad_() for x in inputs])
+    assert gradgradcheck(fused_fn, [x.detach().requires_grad_() for x in inputs], fast_mode=True)
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            for o, r in zip(_tuple(fused_fn(*inputs)), _tuple(plain_fn(*inputs))):
+                torch.testing.assert_close(o, r)
