@@ -1,11 +1,13 @@
 """Checkpoint converters from other code bases into resvariants / mmpretrain layouts."""
 from .ednet import ED_ARCHS, convert_ednet_state_dict, infer_ednet_arch
-from .pytorchinsight import PI_ARCHS, convert_pytorchinsight_state_dict, infer_pytorchinsight_arch
+from .pytorchinsight import (PI_ARCHS, convert_pytorchinsight_state_dict,
+                             infer_pytorchinsight_arch, pytorchinsight_arch_candidates)
 from .torchvision import convert_torchvision_state_dict
 from .timm import convert_timm_state_dict
 from .mmpretrain import convert_mmpretrain_state_dict
 
 __all__ = ['ED_ARCHS', 'convert_ednet_state_dict', 'infer_ednet_arch',
            'PI_ARCHS', 'convert_pytorchinsight_state_dict', 'infer_pytorchinsight_arch',
+           'pytorchinsight_arch_candidates',
            'convert_torchvision_state_dict', 'convert_timm_state_dict',
            'convert_mmpretrain_state_dict']

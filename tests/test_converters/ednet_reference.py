@@ -5,17 +5,22 @@ Written from that description (not copied): ED-Net's key layout
 output padding hard-coded for a 224 input (1 in layers 1-3, 0 in layer 4), SE with the fixed
 average pools of a 224 input, and a fixed ``AvgPool2d(7)`` head. It is what a converted
 checkpoint must reproduce, logit for logit, at 224.
+
+``input_size`` (default 224) sizes the fixed pools for another input: a side ``32 * k`` with k
+odd keeps the parities the hard-coded decoder padding was written for (stage maps even, even,
+even, odd), and the SE / head pools with kernels equal to the map sides are the global averages
+they are at 224. Only for cheaper tests (e.g. 96).
 """
 import torch.nn as nn
 import torch.nn.functional as F
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
-SE_POOL = {1: 56, 2: 28, 3: 14, 4: 7}
 
 
 class ReferenceEDBlock(nn.Module):
 
-    def __init__(self, inplanes, planes, stride, stage, expansion, conv_groups, se):
+    def __init__(self, inplanes, planes, stride, stage, expansion, conv_groups, se,
+                 input_size=224):
         super().__init__()
         out = planes * expansion
         self.conv_conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
@@ -26,7 +31,7 @@ class ReferenceEDBlock(nn.Module):
         self.bn_bn3 = nn.BatchNorm2d(out)
         self.se = se
         if se:
-            self.pool = nn.AvgPool2d(SE_POOL[stage], stride=1)
+            self.pool = nn.AvgPool2d(input_size // 2**(stage + 1), stride=1)  # 56/28/14/7
             self.fc_reduction = nn.Linear(out, out // 16)
             self.fc_extention = nn.Linear(out // 16, out)
         self.shortcut = nn.Sequential()
@@ -57,8 +62,9 @@ class ReferenceEDBlock(nn.Module):
 class ReferenceEDNet(nn.Module):
     """ED50 / ED101 / ED152 (``resnext=False``), EDX50 / EDX101 (32x4d), EDSE (``se=True``)."""
 
-    def __init__(self, depth=50, resnext=False, se=False, num_classes=1000):
+    def __init__(self, depth=50, resnext=False, se=False, num_classes=1000, input_size=224):
         super().__init__()
+        assert input_size % 32 == 0 and input_size // 32 % 2 == 1, input_size
         expansion, conv_groups = (2, 32) if resnext else (4, 1)
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -70,10 +76,10 @@ class ReferenceEDNet(nn.Module):
             for i in range(num_blocks):
                 stride = 2 if stage > 1 and i == 0 else 1
                 layer.add_module(f'layer{stage}_block_{i}', ReferenceEDBlock(
-                    inplanes, planes, stride, stage, expansion, conv_groups, se))
+                    inplanes, planes, stride, stage, expansion, conv_groups, se, input_size))
                 inplanes = planes * expansion
             self.add_module(f'layer{stage}', layer)
-        self.avgpool = nn.AvgPool2d(7, stride=1)
+        self.avgpool = nn.AvgPool2d(input_size // 32, stride=1)
         self.fc = nn.Linear(inplanes, num_classes)
 
     def forward(self, x):

@@ -11,7 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from resvariants.converters import convert_pytorchinsight_state_dict, infer_pytorchinsight_arch
+from resvariants.converters import (convert_pytorchinsight_state_dict, infer_pytorchinsight_arch,
+                                    pytorchinsight_arch_candidates)
 from test_integration.utils import REPO, tool_env
 
 KEYS_DIR = osp.join(REPO, 'tests', 'data', 'reference', 'keys')
@@ -49,14 +50,24 @@ def _save_pi(state, path, prefix='module.'):
 @pytest.mark.parametrize('arch', sorted(LISTINGS))
 def test_converter_round_trip_against_key_listings(arch, tmp_path):
     state = state_from_listing(LISTINGS[arch])
-    assert infer_pytorchinsight_arch({'module.' + k: v for k, v in state.items()}) == arch
+    module_state = {'module.' + k: v for k, v in state.items()}
+    plain_layout = arch in ('resnet50', 'resnet101')
+    if plain_layout:  # resnet<d> and ws_resnet<d> share the layout: --arch decides
+        depth = arch.rpartition('resnet')[2]
+        assert pytorchinsight_arch_candidates(module_state) == (f'resnet{depth}',
+                                                                f'ws_resnet{depth}')
+    else:
+        assert infer_pytorchinsight_arch(module_state) == arch
     src, dst = tmp_path / f'{arch}.pth.tar', tmp_path / f'{arch}.pth'
     _save_pi(state, src)
     proc = subprocess.run([sys.executable, 'tools/model_converters/pytorchinsight_to_mmpretrain.py',
-                           str(src), str(dst)], cwd=REPO, env=tool_env(), capture_output=True,
-                          text=True, timeout=300)
+                           str(src), str(dst)] + (['--arch', arch] if plain_layout else []),
+                          cwd=REPO, env=tool_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    converted = torch.load(dst, map_location='cpu', weights_only=True)['state_dict']
+    checkpoint = torch.load(dst, map_location='cpu', weights_only=True)
+    assert checkpoint['meta']['arch'] == arch
+    assert checkpoint['meta']['config'] == f'configs/imagenet/{arch}_in1k.py'
+    converted = checkpoint['state_dict']
     assert len(converted) == len(state)  # nothing dropped, nothing invented
     if arch.startswith('se_'):
         torch.testing.assert_close(converted['backbone.layer1.0.se_layer.conv1.conv.weight'][:, :, 0, 0],

@@ -3,6 +3,7 @@ import io
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.structures import DataSample
@@ -177,3 +178,171 @@ def test_teacher_config_from_an_inherited_mmpretrain_base():
     assert isinstance(model.teacher, ImageClassifier)
     with pytest.raises(TypeError, match='ImageClassifier config'):
         build_distiller(teacher=dict(teacher_cfg(), type='mmdet.FasterRCNN'))
+
+
+# --- the loss and the update pinned against a hand computation --------------------------------
+# ResNet-20 written out with torch.nn.functional from the state dicts (docs/architectures.md 4.1):
+# 3x3 stem (16, stride 1) + BN + ReLU, no max-pool; three stages of three basic blocks (16/32/64
+# channels, stride 2 on the first 3x3 of stages 2 and 3); the teacher adds the shortcut (identity,
+# or 1x1 strided conv + BN where the shape changes), the student does not. Phase k (4.2): the
+# mean absolute difference between student and teacher stage-k outputs, the student's stage k
+# fed by its own stem and earlier stages. BN: the teacher and the frozen student parts use running
+# statistics; the stage being trained is in train mode (batch statistics).
+
+
+def _bn(x, s, prefix, batch_stats):
+    shape = (1, -1, 1, 1)
+    if batch_stats:
+        mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
+    else:
+        mean, var = s[prefix + 'running_mean'], s[prefix + 'running_var']
+    return ((x - mean.view(shape)) / torch.sqrt(var.view(shape) + 1e-5) *
+            s[prefix + 'weight'].view(shape) + s[prefix + 'bias'].view(shape))
+
+
+def hand_resnet20(s, x, residual, prefix, batch_stats_stages=()):
+    """[stem, stage 1, stage 2, stage 3] outputs; ``s`` maps names to (live) tensors; the BNs of
+    the stages in ``batch_stats_stages`` (0 = the stem) use batch statistics."""
+    out = F.relu(_bn(F.conv2d(x, s[prefix + 'conv1.weight'], padding=1), s, prefix + 'bn1.',
+                     0 in batch_stats_stages))
+    outs = [out]
+    for stage in (1, 2, 3):
+        batch_stats = stage in batch_stats_stages
+        for i in range(3):
+            p = f'{prefix}layer{stage}.{i}.'
+            stride = 2 if stage > 1 and i == 0 else 1
+            y = F.relu(_bn(F.conv2d(out, s[p + 'conv1.weight'], stride=stride, padding=1), s,
+                           p + 'bn1.', batch_stats))
+            y = _bn(F.conv2d(y, s[p + 'conv2.weight'], padding=1), s, p + 'bn2.', batch_stats)
+            if residual:
+                if p + 'downsample.0.weight' in s:
+                    shortcut = _bn(F.conv2d(out, s[p + 'downsample.0.weight'], stride=stride), s,
+                                   p + 'downsample.1.', batch_stats)
+                else:
+                    shortcut = out
+                y = y + shortcut
+            out = F.relu(y)
+        outs.append(out)
+    return outs
+
+
+def tensors(model):
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+
+@pytest.fixture
+def random_distiller():
+    """Float64 distiller whose teacher has random BN parameters and statistics and whose student
+    (initialised from the teacher, as the source does) is then perturbed: every stage of the
+    student differs from the teacher's, and running and batch statistics differ."""
+    torch.manual_seed(0)
+    model = build_distiller().double()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, t in tensors(model.teacher).items():
+            if name.endswith(('running_mean', 'bias')):
+                t.copy_(torch.randn(t.shape, generator=g) * 0.2)
+            elif name.endswith('running_var') or (name.endswith('weight') and t.dim() == 1):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+        model.copy_teacher_to_student()
+        for name, p in model.named_parameters():
+            if not name.startswith('teacher.'):
+                p.mul_(1 + 0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model
+
+
+def images(n=4, seed=1):
+    return torch.randn(n, 3, 28, 28, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize('phase', [1, 2, 3])
+def test_distillation_loss_is_the_stage_l1_to_the_teacher(random_distiller, phase):
+    model = random_distiller
+    model.set_phase(phase)
+    model.train()
+    x = images()
+    losses = model.loss(x, None)
+    assert set(losses) == {f'loss_stage{phase}_l1'}
+    with torch.no_grad():
+        teacher = hand_resnet20(tensors(model.teacher), x, True, 'backbone.')[phase]
+        student = hand_resnet20(tensors(model), x, False, 'backbone.', (phase, ))[phase]
+        expected = (student - teacher).abs().mean()
+        # a wrong stage or a squared distance would be far off
+        others = [(b - a).abs().mean() for k, (a, b) in enumerate(zip(
+            hand_resnet20(tensors(model.teacher), x, True, 'backbone.'),
+            hand_resnet20(tensors(model), x, False, 'backbone.', (phase, )))) if k != phase]
+    assert min(abs(o - expected) for o in others[1:]) > 1e-3 and \
+        abs((student - teacher).pow(2).mean() - expected) > 1e-3
+    torch.testing.assert_close(losses[f'loss_stage{phase}_l1'], expected, rtol=1e-10, atol=0)
+    model.distill_loss_weight = 2.5
+    torch.testing.assert_close(model.loss(x, None)[f'loss_stage{phase}_l1'], 2.5 * expected,
+                               rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize('phase', [1, 2, 3])
+def test_distillation_step_moves_only_stage_k_along_the_l1_gradient(random_distiller, phase):
+    """One SGD step in phase k: stage k's weights move by -lr * d(L1)/dw (the gradient of the
+    hand-computed loss), its BN statistics take the batch's; every other tensor of the student
+    and of the teacher stays bit for bit."""
+    model = random_distiller
+    model.set_phase(phase)
+    model.train()
+    x, lr = images(), 0.5
+    s = tensors(model)
+    before = {k: v.detach().clone() for k, v in s.items()}
+    teacher_before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    prefix = f'backbone.layer{phase}.'
+    trained = {k: v for k, v in model.named_parameters() if k.startswith(prefix)}
+    teacher_out = hand_resnet20(tensors(model.teacher), x, True, 'backbone.')[phase].detach()
+    student_outs = hand_resnet20(s, x, False, 'backbone.', (phase, ))
+    loss = (student_outs[phase] - teacher_out).abs().mean()
+    grads = dict(zip(trained, torch.autograd.grad(loss, list(trained.values()))))
+    # the batch statistics that stage k's BN layers see, for the running-statistics update
+    batch_stats = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            x = inputs[0].detach()
+            batch_stats[name] = (x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=True))
+        return hook
+
+    for name, module in model.backbone.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d) and f'backbone.{name}.'.startswith(prefix):
+            module.register_forward_hook(record(f'backbone.{name}'))
+
+    optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=lr))
+    parsed, _ = model.parse_losses(model.loss(x, None))
+    optim.update_params(parsed)
+
+    after = tensors(model)
+    for key, old in before.items():
+        new = after[key].detach()
+        if key in trained:
+            torch.testing.assert_close(new, old - lr * grads[key], rtol=1e-9, atol=1e-12)
+            assert not torch.equal(new, old)
+        elif key.startswith(prefix) and key.endswith(('running_mean', 'running_var')):
+            mean, var = batch_stats[key.rsplit('.', 1)[0]]
+            stat = mean if key.endswith('running_mean') else var
+            torch.testing.assert_close(new, 0.9 * old + 0.1 * stat, rtol=1e-9, atol=1e-12)
+        elif key.startswith(prefix) and key.endswith('num_batches_tracked'):
+            assert new == old + 1
+        else:
+            assert torch.equal(new, old), f'{key} changed in phase {phase}'
+    assert all(torch.equal(v, teacher_before[k]) for k, v in model.teacher.state_dict().items())
+
+
+def test_finetune_loss_is_the_cross_entropy_of_the_whole_student(random_distiller):
+    model = random_distiller
+    model.set_phase(model.num_phases)
+    model.train()
+    x = images()
+    samples = [DataSample().set_gt_label(i % 5) for i in range(4)]
+    loss = model.loss(x, samples)
+    assert set(loss) == {'loss'}
+    with torch.no_grad():
+        s = tensors(model)
+        features = hand_resnet20(s, x, False, 'backbone.', (0, 1, 2, 3))[3].mean(dim=(2, 3))
+        logits = features @ s['head.fc.weight'].T + s['head.fc.bias']
+        expected = F.cross_entropy(logits, torch.arange(4) % 5)
+    torch.testing.assert_close(loss['loss'], expected, rtol=1e-10, atol=0)

@@ -100,7 +100,11 @@ def test_pytorchinsight_goes_through_the_existing_converter(tool, tmp_path):
                              k[len('backbone.'):]): v for k, v in ours.items()}
     src, dst = tmp_path / 'model_best.pth.tar', tmp_path / 'pi_resnet50.pth'
     torch.save(dict(epoch=100, best_acc=76.384, state_dict=pi_state), src)
-    tool.main(['--from', 'pytorchinsight', str(src), str(dst)])
+    # a plain-ResNet layout is also WS-ResNet-50's (resnet_ws.py): the architecture is named
+    with pytest.raises(ValueError, match='--arch resnet50 or --arch ws_resnet50'):
+        tool.main(['--from', 'pytorchinsight', str(src), str(dst)])
+    assert not dst.exists()
+    tool.main(['--from', 'pytorchinsight', str(src), str(dst), '--arch', 'resnet50'])
     converted = load_checkpoint_safely(str(dst))
     assert converted['meta']['arch'] == 'resnet50'
     assert all(torch.equal(converted['state_dict'][k], v) for k, v in ours.items())

@@ -57,7 +57,9 @@ def parse_args(argv=None):
     parser.add_argument('--arch', help='source architecture name: required for timm (e.g. '
                         'seresnext50_32x4d or resnet50.a1_in1k, unless a Hugging Face '
                         'config.json lies beside SRC); optional cross-check for torchvision '
-                        '(resnet50) and PytorchInsight (sge_resnet50)')
+                        '(resnet50) and PytorchInsight (sge_resnet50), except that a '
+                        'PytorchInsight plain-ResNet layout needs it: resnet50 or the '
+                        'weight-standardised ws_resnet50 (same keys)')
     parser.add_argument('--config', help='also check that DST loads into this config\'s model')
     parser.add_argument('--backbone-only', action='store_true',
                         help='drop the classifier head (other class count or head type)')

@@ -3,6 +3,10 @@
     python tools/model_converters/pytorchinsight_to_mmpretrain.py SRC.pth.tar DST.pth \
         [--arch sge_resnet50]
 
+The architecture is inferred from the keys when they decide it; a plain-ResNet layout fits both
+``resnet<d>`` and the weight-standardised ``ws_resnet<d>`` (PytorchInsight's resnet_ws.py: same
+keys and shapes), so for it ``--arch`` is required and its absence is an error naming both.
+
 SRC is read with weights-only loading (CUDA tensors are mapped to the CPU). The result loads
 strictly into ``configs/imagenet/<arch>_in1k.py``; it is checked here by building that model and
 loading with strict key and shape checks, so a mismatch is an error naming the keys, never a
@@ -21,7 +25,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('src', help='PytorchInsight checkpoint (.pth.tar)')
     parser.add_argument('dst', help='output mmpretrain checkpoint (.pth)')
-    parser.add_argument('--arch', help='architecture, e.g. sge_resnet50 (default: inferred)')
+    parser.add_argument('--arch', help='architecture, e.g. sge_resnet50 (default: inferred from '
+                        'the keys; required for a plain-ResNet layout: resnet50 or ws_resnet50)')
     return parser.parse_args(argv)
 
 
@@ -29,7 +34,8 @@ def convert(src, dst, arch=None):
     import torch
 
     from resvariants.converters import (PI_ARCHS, convert_pytorchinsight_state_dict,
-                                        infer_pytorchinsight_arch)
+                                        infer_pytorchinsight_arch,
+                                        pytorchinsight_arch_candidates)
     from resvariants.engine.atomic_backend import atomic_write
     from resvariants.engine.strict_pretrained import load_state_dict_strictly
     from resvariants.utils import load_checkpoint_safely
@@ -37,12 +43,15 @@ def convert(src, dst, arch=None):
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state:
         raise KeyError(f'{src} holds no state_dict')
-    inferred = infer_pytorchinsight_arch(state)
-    arch = arch or inferred
-    if arch not in PI_ARCHS:
+    if arch is None:
+        arch = infer_pytorchinsight_arch(state)  # refuses an ambiguous layout, naming --arch
+    elif arch not in PI_ARCHS:
         raise ValueError(f'unknown arch {arch!r}; valid: {", ".join(PI_ARCHS)}')
-    if arch != inferred:
-        raise ValueError(f'--arch {arch} does not match the checkpoint, which is {inferred}')
+    else:
+        candidates = pytorchinsight_arch_candidates(state)
+        if arch not in candidates:
+            raise ValueError(f'--arch {arch} does not match the checkpoint, which is '
+                             f'{" or ".join(candidates)}')
     converted = convert_pytorchinsight_state_dict(state)
     model = build_imagenet_model(arch)
     load_state_dict_strictly(model, converted, source=f'converted {src}')
