@@ -22,20 +22,11 @@ model = dict(
     train_cfg=dict(rcnn=dict(sampler=dict(num=256))),
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=300)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+# the det_small pipelines (configs/_recipes/det_small_data.py) at this demo's scale
+train_pipeline = [dict(t, scale=scale) if t['type'] == 'Resize' else t
+                  for t in _base_.train_pipeline]
+test_pipeline = [dict(t, scale=scale) if t['type'] == 'Resize' else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(dataset=dict(metainfo=dict(classes=classes), pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(metainfo=dict(classes=classes), pipeline=test_pipeline))
 test_dataloader = val_dataloader

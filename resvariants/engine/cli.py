@@ -228,24 +228,16 @@ def check_model_types(cfg):
     from resvariants.registry import MODELS
     import resvariants.models  # noqa: F401
 
-    def walk(node, where):
-        if isinstance(node, dict):
-            name = node.get('type')
-            if isinstance(name, str) and name.startswith('resvariants.') and \
-                    MODELS.get(name) is None:
-                valid = ', '.join(sorted(MODELS.module_dict))
-                raise KeyError(f'unknown variant {name!r} at {where}.type; valid resvariants '
-                               f'models: {valid}')
-            if isinstance(node.get('plugins'), (list, tuple)):
-                check_plugin_cfgs(node['plugins'], node.get('num_stages', 4),
-                                  where=f'{where}.plugins', scope=cfg.get('default_scope'))
-            for key, value in node.items():
-                walk(value, f'{where}.{key}')
-        elif isinstance(node, (list, tuple)):
-            for i, value in enumerate(node):
-                walk(value, f'{where}[{i}]')
-
-    walk(cfg.get('model', None), 'model')
+    for node, where in _config_dicts(cfg.get('model', None), 'model'):
+        name = node.get('type')
+        if isinstance(name, str) and name.startswith('resvariants.') and \
+                MODELS.get(name) is None:
+            valid = ', '.join(sorted(MODELS.module_dict))
+            raise KeyError(f'unknown variant {name!r} at {where}.type; valid resvariants '
+                           f'models: {valid}')
+        if isinstance(node.get('plugins'), (list, tuple)):
+            check_plugin_cfgs(node['plugins'], node.get('num_stages', 4),
+                              where=f'{where}.plugins', scope=cfg.get('default_scope'))
 
 
 def check_init_checkpoints(cfg):
@@ -253,19 +245,22 @@ def check_init_checkpoints(cfg):
     must point to an existing file (URLs excepted), before the Runner builds the data."""
     from resvariants.engine.strict_pretrained import missing_checkpoint_error
 
-    def walk(node, where):
-        if isinstance(node, dict):
-            path = node.get('checkpoint')
-            if (node.get('type') in ('StrictPretrained', 'WarmStart', 'Pretrained')
-                    and isinstance(path, str) and '://' not in path and not osp.isfile(path)):
-                raise missing_checkpoint_error(path, node['type'], f'{where}.checkpoint')
-            for key, value in node.items():
-                walk(value, f'{where}.{key}')
-        elif isinstance(node, (list, tuple)):
-            for i, value in enumerate(node):
-                walk(value, f'{where}.{i}')
+    for node, where in _config_dicts(cfg.get('model', None), 'model'):
+        path = node.get('checkpoint')
+        if (node.get('type') in ('StrictPretrained', 'WarmStart', 'Pretrained')
+                and isinstance(path, str) and '://' not in path and not osp.isfile(path)):
+            raise missing_checkpoint_error(path, node['type'], f'{where}.checkpoint')
 
-    walk(cfg.get('model', None), 'model')
+
+def _config_dicts(node, where):
+    """Every dict of a config tree with its location (``model.backbone.plugins[0]``)."""
+    if isinstance(node, dict):
+        yield node, where
+        for key, value in node.items():
+            yield from _config_dicts(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _config_dicts(value, f'{where}[{i}]')
 
 
 def _dataset_cfgs(dataset, where):
