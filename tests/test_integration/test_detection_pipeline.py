@@ -37,8 +37,22 @@ def test_coco_evaluation_with_tools_test(trained_detector, tmp_path):
                             '--work-dir', str(tmp_path), '--cfg-options',
                             'model.test_cfg.rcnn.score_thr=0.0')
     assert code == 0, out[-4000:]
-    assert 'Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all' in out
-    assert re.search(r'coco/bbox_mAP: -?[0-9.]+', out), out[-3000:]
+    check_coco_summary(out)
+
+
+def check_coco_summary(out):
+    """COCOeval's summary in ``out`` holds 12 real figures and the logged mAP is its AP."""
+    summary = re.findall(r'Average (Precision|Recall) +\((?:AP|AR)\) @\[ IoU=([0-9.:]+) +\| '
+                         r'area= *(\w+) \| maxDets= *(\d+) \] = (-?[0-9.]+)', out)
+    assert len(summary) == 12, out[-3000:]  # COCOeval's 6 AP and 6 AR lines
+    # -1 is COCOeval's "nothing to evaluate": the 32 val images hold boxes of every area
+    # range (83 small, 63 medium, 66 large), so every figure is a real one in [0, 1]
+    values = {(kind, iou, area, dets): float(v) for kind, iou, area, dets, v in summary}
+    assert all(0.0 <= v <= 1.0 for v in values.values()), values
+    # the logged metric is COCOeval's AP@[.5:.95] of all areas, to its 3 printed decimals
+    logged = float(re.search(r'coco/bbox_mAP: (-?[0-9.]+)', out).group(1))
+    assert logged == pytest.approx(values['Precision', '0.50:0.95', 'all', '100'], abs=5e-4)
+    return values
 
 
 def test_resume_continues_at_the_right_iteration(trained_detector, tmp_path):

@@ -95,11 +95,88 @@ def test_learning_rate_restarts_when_blocks_are_discarded(trained):
     assert 'the learning-rate schedule restarts at epoch 3' in trained['log']
 
 
-def test_plot_tool_draws_counts_and_lr(trained, tmp_path):
-    out = tmp_path / 'epsilon.png'
-    _tool('analysis', 'plot_epsilon.py').main([str(trained['work_dir']), '--out', str(out)])
-    with open(out, 'rb') as f:
-        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+def _colour_mask(image, rgb, tolerance):
+    import numpy as np
+    pixels = np.round(image[..., :3] * 255).astype(int)
+    return np.all(np.abs(pixels - np.array(rgb)) <= tolerance, axis=-1)
+
+
+def _coloured_pixels(image, rgb, tolerance=10):
+    """Pixels of ``image`` (H x W x 3/4 floats) within ``tolerance`` of the 0-255 ``rgb``."""
+    return int(_colour_mask(image, rgb, tolerance).sum())
+
+
+def check_epsilon_plot(path, points, out, monkeypatch):
+    """Run the plot tool on ``path``; the curves it draws are the run's per-epoch points, and
+    the PNG shows them: 700x400 (7x4 in at 100 dpi), mostly white, with the red count curve,
+    the blue learning-rate curve and a grey restart line."""
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+    tool = _tool('analysis', 'plot_epsilon.py')
+    drawn, figures = [], []
+    real_plot = tool.plot
+    monkeypatch.setattr(tool, 'plot', lambda curves, o: drawn.append(curves) or real_plot(
+        curves, o))
+    monkeypatch.setattr(plt, 'close', figures.append)  # keep the figure to inspect it
+    tool.main([str(path), '--out', str(out)])
+    counts = _per_epoch(points, 'epsilon/discarded_cnt')
+    lrs = _per_epoch(points, 'epsilon/lr')
+    restarts = _per_epoch(points, 'epsilon/lr_restart')
+    epochs = sorted(counts)
+    curves, = drawn
+    assert curves['epoch'] == epochs
+    assert curves['discarded_cnt'] == [counts[e] for e in epochs]
+    assert curves['lr'] == lrs
+    assert curves['restarts'] == [e + 1 for e in epochs if restarts.get(e)]
+    # the lines of the figure: each value holds over [epoch, epoch + 1)
+    figure, = figures
+    lines = {}
+    for axes in figure.axes:
+        for line in axes.get_lines():
+            lines.setdefault(to_hex(line.get_color()), []).append(line)
+    plt.close(figure)
+    count_line, = lines[to_hex('tab:red')]
+    assert list(count_line.get_xdata()) == epochs + [epochs[-1] + 1]
+    assert list(count_line.get_ydata()) == [counts[e] for e in epochs] + [counts[epochs[-1]]]
+    lr_line, = lines[to_hex('tab:blue')]
+    assert list(lr_line.get_ydata()) == [lrs[e] for e in sorted(lrs)] + [lrs[max(lrs)]]
+    assert lr_line.axes.get_yscale() == 'log'
+    assert sorted(line.get_xdata()[0] for line in lines.get(to_hex('grey'), [])) == \
+        curves['restarts']
+    image = mpimg.imread(str(out))
+    assert image.shape[:2] == (400, 700)
+    white = _coloured_pixels(image, (255, 255, 255), 3)
+    assert 0.5 * 400 * 700 < white < 0.98 * 400 * 700  # drawn on, but not a blot
+    assert _coloured_pixels(image, (214, 39, 40)) > 150  # tab:red: discarded blocks
+    assert _coloured_pixels(image, (31, 119, 180)) > 150  # tab:blue: learning rate
+    # grey dotted vertical lines at the restarts: columns holding many grey pixels (text,
+    # antialiased, never does)
+    import numpy as np
+    columns = np.flatnonzero(_colour_mask(image, (128, 128, 128), 12).sum(axis=0) > 60)
+    lines = 0 if not len(columns) else 1 + int((np.diff(columns) > 1).sum())
+    assert lines == len(curves['restarts'])
+    return curves
+
+
+def test_plot_tool_draws_counts_and_lr(trained, tmp_path, monkeypatch):
+    curves = check_epsilon_plot(trained['work_dir'], trained['points'], tmp_path / 'eps.png',
+                                monkeypatch)
+    assert curves['restarts'] == [3]  # the restart decided at the end of epoch 2
+
+
+def test_plot_tool_on_a_scalars_file(tmp_path, monkeypatch):
+    """The same checks on a hand-written visualiser file: 6 epochs, two restarts."""
+    points = [dict(step=e, **{'epsilon/discarded_cnt': c, 'epsilon/discarded_ratio': c / 16,
+                              'epsilon/lr': lr, 'epsilon/lr_restart': int(r)})
+              for e, c, lr, r in [(1, 0, 0.1, 0), (2, 2, 0.1, 1), (3, 2, 0.1, 0),
+                                  (4, 5, 0.01, 1), (5, 5, 0.1, 0), (6, 6, 0.01, 0)]]
+    points.insert(2, dict(step=7, lr=0.1, loss=1.0))  # an iteration point without epsilon keys
+    scalars = tmp_path / 'vis_data' / 'scalars.json'
+    scalars.parent.mkdir()
+    scalars.write_text(''.join(json.dumps(p) + '\n' for p in points))
+    curves = check_epsilon_plot(scalars, points, tmp_path / 'eps.png', monkeypatch)
+    assert curves['discarded_cnt'] == [0, 2, 2, 5, 5, 6] and curves['restarts'] == [3, 5]
 
 
 def test_compact_export_initialises_faster_rcnn_with_identical_backbone(trained, tmp_path,

@@ -73,7 +73,14 @@ def test_tiny_model_run_writes_markdown_csv_and_plot(tmp_path, capsys):
     assert [r['config'] for r in rows] == ['resnet50_in1k', 'sge_resnet50_in1k']
     assert list(rows[0]) == tool.COLUMNS
     assert rows[0]['verdict'] == 'baseline' and float(rows[0]['train_ratio']) == 1.0
-    assert rows[1]['verdict'] in ('holds', 'FAILS')
+    # one timed round: the ratio is the two measured times, the verdict the target rule on it
+    base, sge = rows
+    assert float(sge['train_ratio']) == pytest.approx(
+        float(sge['train_ms']) / float(base['train_ms']), rel=1e-4)
+    assert float(sge['gflops_ratio']) == pytest.approx(
+        float(sge['gflops']) / float(base['gflops']), rel=1e-4)
+    assert sge['verdict'] == ('holds' if float(sge['train_ratio']) <= float(sge['target'])
+                              else 'FAILS')
     for row in rows:
         assert float(row['train_ms']) > 0 and float(row['latency_b1_ms']) > 0
         assert float(row['gflops']) == pytest.approx(4.12, abs=0.01)  # counted at 224
@@ -82,6 +89,35 @@ def test_tiny_model_run_writes_markdown_csv_and_plot(tmp_path, capsys):
     assert '| config | params_M | gflops |' in markdown and 'sge_resnet50_in1k' in markdown
     assert (tmp_path / 'benchmark.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert len(result['models']) == 2
+
+
+@pytest.mark.parametrize('sge_seconds,verdict', [(0.105, 'holds'), (0.125, 'FAILS')])
+def test_verdict_applies_the_target_to_the_median_ratio(sge_seconds, verdict, tmp_path,
+                                                      monkeypatch):
+    """With the clock replaced by fixed times, the ratio, target and verdict are exact: SGE-R50
+    has R50's GFLOPs to 0.5 %, so the target is about 1.10; 1.05 holds and 1.25 fails."""
+    seconds = {'resnet50_in1k': [0.100, 0.200, 0.100], 'sge_resnet50_in1k':
+               [sge_seconds, 2 * sge_seconds, 1.5 * sge_seconds]}  # per-round ratios r, r, 1.5r
+
+    def fixed_times(fns, clock, warmup, runs, progress=None):
+        return {name: list(seconds[name]) for name in fns}
+
+    monkeypatch.setattr(tool, 'interleaved', fixed_times)
+    result = tool.main(['--configs', 'configs/imagenet/resnet50_in1k.py',
+                        'configs/imagenet/sge_resnet50_in1k.py', '--device', 'cpu', '--size',
+                        '32', '--train-batch', '2', '--infer-batch', '2', '--runs', '3',
+                        '--warmup', '0', '--threads', '1', '--out-dir', str(tmp_path)])
+    base, sge = result['models']
+    assert base['verdict'] == 'baseline' and base['train_ratio'] == 1.0
+    assert base['train_ms'] == pytest.approx(100.0)  # the median round, not the mean
+    ratio = sge_seconds / 0.100
+    assert sge['train_ratio'] == pytest.approx(ratio)  # median of the per-round ratios
+    assert sge['gflops_ratio'] == pytest.approx(sge['gflops'] / base['gflops'])
+    assert sge['gflops_ratio'] == pytest.approx(1.0, abs=0.005)
+    assert sge['target'] == pytest.approx(sge['gflops_ratio'] + 0.10)
+    assert sge['verdict'] == verdict
+    with open(tmp_path / 'benchmark.csv') as f:
+        assert [r['verdict'] for r in csv.DictReader(f)] == ['baseline', verdict]
 
 
 def test_modules_mode_writes_table(tmp_path):

@@ -73,16 +73,20 @@ def plot(curves, out):
     ax.set_xlabel('epoch')
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    for i, epoch in enumerate(curves.get('restarts', [])):
-        ax.axvline(epoch, color='grey', linestyle=':', label='LR restart' if i == 0 else None)
     ax.set_ylabel('discarded blocks', color='tab:red')
+    top = ax
     if curves['lr']:
         lr_epochs = sorted(curves['lr'])
-        ax2 = ax.twinx()
+        top = ax2 = ax.twinx()
         ax2.step(*spans(lr_epochs, [curves['lr'][e] for e in lr_epochs]), where='post',
                  color='tab:blue', label='learning rate')
         ax2.set_yscale('log')
         ax2.set_ylabel('learning rate', color='tab:blue')
+    # on the top axes, above the curves: a restart is where the learning rate jumps, and the
+    # learning-rate step would hide the marker
+    for i, epoch in enumerate(curves.get('restarts', [])):
+        top.axvline(epoch, color='grey', linestyle=':', zorder=3,
+                    label='LR restart' if i == 0 else None)
     ax.set_title('epsilon-ResNet: discarded blocks and learning rate')
     handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
     ax.legend(handles=handles, loc='center left', fontsize=8)

@@ -22,8 +22,10 @@ projects/ed_path/README.md).
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import constant_init
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
+from ..attention._norm import safe_batch_norm
 from .resnet import Bottleneck, ResNet
 
 
@@ -58,10 +60,16 @@ class EDPath(nn.Module):
         self.decoder_norm = build_norm_layer(norm_cfg, channels)[1]
         self.relu = nn.ReLU(inplace=True)
 
+    @staticmethod
+    def _norm(norm, x):
+        # the encoded map is half the shortcut's size: 1x1 for a 2x2 (or 1x1) shortcut, where a
+        # BN of a batch of 1 has one value per channel; it then uses its running statistics
+        return safe_batch_norm(norm, x) if isinstance(norm, _BatchNorm) else norm(x)
+
     def forward(self, shortcut):
-        code = self.relu(self.encoder_norm(self.encoder_conv(shortcut)))
+        code = self.relu(self._norm(self.encoder_norm, self.encoder_conv(shortcut)))
         decoded = self.decoder_conv(code, output_size=shortcut.shape[-2:])
-        return self.decoder_norm(decoded)
+        return self._norm(self.decoder_norm, decoded)
 
 
 class EDBottleneck(Bottleneck):

@@ -23,6 +23,7 @@ the epsilon schedule, discard bookkeeping and the adaptive learning rate are mme
 import math
 
 import torch.nn as nn
+from mmengine.model import Sequential
 
 from resvariants.registry import MODELS
 from .preact_resnet_cifar import (EpsilonPreActBasicBlock, ParameterFreeDownsample,
@@ -182,7 +183,9 @@ class CompactResNet(ResNet):
                              != kwargs['planes'] * kwargs['block'].expansion):
             raise ValueError(f'stage {stage + 1} has no blocks but changes shape: keep its '
                              f'projection shortcut (shortcut_only_stages[{stage}]=True)')
-        return nn.Sequential(*layers)
+        # mmengine's Sequential: init_weights reaches the blocks (their zero_init_residual and
+        # the attention modules' own init); torch's would stop the recursion here
+        return Sequential(*layers)
 
 
 __all__ = [

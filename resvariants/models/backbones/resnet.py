@@ -22,6 +22,7 @@ Variants are arguments, not classes:
 """
 import contextlib
 import copy
+import functools
 
 import torch
 import torch.utils.checkpoint as cp
@@ -58,12 +59,41 @@ class _BlockMixin:
         return out + self.shortcut(x)
 
 
+class _BuffersKept:
+    """Undo what a block's recomputation writes to its buffers: the BN running statistics and
+    the epsilon gates' step counters were already updated by the checkpointed forward.
+
+    Re-entrant: a backward pass may recompute the block more than once (an attention module
+    whose backward takes gradients of a local graph unpacks its saved tensors again).
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.saved = []
+
+    def __enter__(self):
+        self.saved.append([(buf, buf.detach().clone()) for buf in self.module.buffers()])
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for buf, value in self.saved.pop():
+                buf.copy_(value)
+        return False
+
+
+def _checkpoint_contexts(module):
+    return contextlib.nullcontext(), _BuffersKept(module)
+
+
 def _block_forward(self, x):
     def _inner_forward(x):
         return self.merge(self.residual(x), x)
 
     if self.with_cp and x.requires_grad:
-        out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        # the backward pass re-runs the block: keep its buffers from being updated twice
+        out = cp.checkpoint(_inner_forward, x, use_reentrant=False,
+                            context_fn=functools.partial(_checkpoint_contexts, self))
     else:
         out = _inner_forward(x)
     return self.relu(out)
@@ -206,6 +236,9 @@ class ResNet(MMDetResNet):
                            f'{sorted(self.arch_settings)}')
         block = self.arch_settings[depth][0]
         num_stages = kwargs.get('num_stages', 4)
+        if kwargs.get('style', 'pytorch') not in ('pytorch', 'caffe'):
+            # mmdet checks this in its Bottleneck only; basic-block depths would accept anything
+            raise ValueError(f'style must be "pytorch" or "caffe", got {kwargs["style"]!r}')
         attention = normalize_attention_cfg(attention)
         self.attention_cfg = attention
         self.stage_attention_cfg = None
