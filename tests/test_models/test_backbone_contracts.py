@@ -208,16 +208,8 @@ ALL_CASES = BACKBONE_CASES + ATTENTION_CASES
 
 # Defects of modules outside the backbones (reported, fixed where the module lives):
 # (contract, attention type) -> reason. strict: the test fails once the defect is fixed.
-KNOWN_DEFECTS = {
-    ('own_init', 'GCBlock'):
-        'GCBlock (mmcv ContextBlock, attention/gc.py) has no init_weights: the trunk\'s default '
-        'Kaiming init_cfg re-draws its last transform conv, which GCNet zero-initialises '
-        '(docs/architectures.md 1.7), so a GC block does not start as the identity',
-    ('batch_one', 'SRM'):
-        'SRM (attention/srm.py) applies a plain BatchNorm2d to its (N, C, 1, 1) style vector: '
-        'batch 1 in train mode raises "Expected more than 1 value per channel" (BAM / SK use '
-        'safe_batch_norm for this)',
-}
+# (GC's own init and SRM at batch 1 were fixed in attention/gc.py and attention/srm.py.)
+KNOWN_DEFECTS = {}
 
 
 def _params(cases, contract=None):
