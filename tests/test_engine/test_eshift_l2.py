@@ -155,6 +155,10 @@ def test_settings_and_defaults_reach_the_optimizer(settings, lam, eps):
     assert len(tagged) == 1 and tagged[0]['params'] == [model[0].weight]
     assert (tagged[0]['eshift_lambda'], tagged[0]['eshift_eps']) == (lam, eps)
     assert all('eshift_l2' not in g for g in groups)
+    # without paramwise_cfg the one group is split in three: each parameter is in exactly one
+    assert [[id(p) for p in g['params']] for g in groups] == [
+        [id(model[0].bias), id(model[1].bias)], [id(model[0].weight)], [id(model[1].weight)]]
+    assert [(g['lr'], g['weight_decay']) for g in groups] == [(0.1, 1e-4), (0.1, 0.), (0.1, 0.)]
 
 
 def test_eps_zero_term_is_plain_l2_on_the_filter():
