@@ -105,7 +105,10 @@ restore() {  # put a target's cache back and undo a mutation left by an interrup
 }
 cleanup() {
     restore
-    if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; fi
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
     SERVER_PID=""
 }
 trap 'cleanup; exit 130' INT TERM
@@ -130,7 +133,8 @@ with_cache() {  # with_cache TARGET CMD...: run CMD with TARGET's cache as ./.mu
     local target="$1"; shift
     mkdir -p "$CACHE_DIR"
     [[ -e .mutmut-cache ]] && { echo "a stray .mutmut-cache is in the way; remove it" >&2; exit 1; }
-    [[ -f "$CACHE_DIR/$(slug "$target").sqlite" ]] && mv "$CACHE_DIR/$(slug "$target").sqlite" .mutmut-cache
+    local cache="$CACHE_DIR/$(slug "$target").sqlite"
+    [[ -f "$cache" ]] && mv "$cache" .mutmut-cache
     ACTIVE="$target"
     "$@"
     local rc=$?

@@ -8,7 +8,7 @@
   ``epsilon/epsilon``, one point per epoch), and stores the decisions in
   ``checkpoint['meta']['epsilon_resnet']``, from where test runs and the compact export
   restore them.
-* :class:`EpsilonAdaptiveLRHook` is the source's CIFAR learning-rate rule (ARCHITECTURES.md
+* :class:`EpsilonAdaptiveLRHook` is the source's CIFAR learning-rate rule (docs/architectures.md
   2.4): when the discarded count rose by at least one over the last epoch, the schedule
   restarts from the next epoch (0.1, 0.01 at +41, 0.001 at +61, 0.0002 at +150); otherwise
   the current schedule goes on (initially 0.1, 0.01 at 82, 0.001 at 123, 0.0002 at 300). It

@@ -3,7 +3,7 @@ component.
 
 Li, Chen, Yang, "Understanding the Disharmony between Weight Normalization Family and Weight
 Decay: e-shifted L2 Regularizer" (arXiv 1911.05920), as PytorchInsight trains its WS-ResNets
-(``LSGD`` with ``--el2`` in ``imagenet_fast.py``; ARCHITECTURES.md 1.10). With
+(``LSGD`` with ``--el2`` in ``imagenet_fast.py``; docs/architectures.md 1.10). With
 weight standardisation the scale of a conv filter no longer matters, so plain L2 decay only
 shrinks it toward 0, where standardisation breaks down. The regulariser instead drives each
 filter's standard deviation toward ``eps`` and its mean toward 0:

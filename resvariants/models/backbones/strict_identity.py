@@ -1,6 +1,6 @@
 """The strict-identity gate of epsilon-ResNet (Yu et al., CVPR 2018, arXiv 1804.01661).
 
-For the residual branch output ``F`` of a whole mini-batch (ARCHITECTURES.md 2.2)::
+For the residual branch output ``F`` of a whole mini-batch (docs/architectures.md 2.2)::
 
     s    = max over all elements of  ReLU(F - eps) + ReLU(-F - eps)
     gate = ReLU(1 - L * ReLU(1 - L * s)),  L = 1e6
