@@ -154,11 +154,8 @@ class AdaptiveLRSchedule:
 
     @staticmethod
     def _lookup(schedule, epoch):
-        lr = schedule[0][1]
-        for start, value in schedule:
-            if epoch >= start:
-                lr = value
-        return lr
+        """The lr of the latest step started by ``epoch`` >= 0 (every schedule starts at 0)."""
+        return next(value for start, value in reversed(schedule) if epoch >= start)
 
     def lr_at(self, epoch):
         if self.origin is None or epoch < self.origin:

@@ -107,8 +107,9 @@ class EShiftL2OptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model):
         optim_wrapper = super().__call__(model)
-        module = model.module if hasattr(model, 'module') else model
-        conv_weights = {id(m.weight) for m in module.modules()
+        # a model wrapper's modules() include the wrapped model's: no unwrapping needed (only
+        # the parameters the optimizer holds are regrouped)
+        conv_weights = {id(m.weight) for m in model.modules()
                         if isinstance(m, nn.Conv2d) and m.weight is not None}
         self._regroup(optim_wrapper.optimizer, conv_weights)
         optim_wrapper.optimizer.register_step_pre_hook(add_eshift_l2_gradients)
@@ -118,7 +119,6 @@ class EShiftL2OptimWrapperConstructor(DefaultOptimWrapperConstructor):
         """Split every group into (other params | e-shifted conv weights | depthwise weights)."""
         groups = []
         for group in optimizer.param_groups:
-            options = {k: v for k, v in group.items() if k != 'params'}
             kept, shifted, depthwise = [], [], []
             for param in group['params']:
                 if id(param) not in conv_weights:
@@ -128,11 +128,11 @@ class EShiftL2OptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 else:
                     depthwise.append(param)
             if kept:
-                groups.append(dict(options, params=kept))
+                groups.append(dict(group, params=kept))
             if shifted:
-                groups.append(dict(options, params=shifted, weight_decay=0.,
+                groups.append(dict(group, params=shifted, weight_decay=0.,
                                    eshift_lambda=self.eshift_lambda,
                                    eshift_eps=self.eshift_eps))
             if depthwise:
-                groups.append(dict(options, params=depthwise, weight_decay=0.))
+                groups.append(dict(group, params=depthwise, weight_decay=0.))
         optimizer.param_groups[:] = groups

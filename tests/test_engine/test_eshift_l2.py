@@ -118,14 +118,77 @@ def test_tags_survive_an_optimizer_state_round_trip():
     assert len(tagged) == 2 and all(g['eshift_eps'] == 0.02 for g in tagged)
 
 
-@pytest.mark.parametrize('settings,error', [
-    (dict(lam=-1.), ValueError), (dict(lam=0.), ValueError), (dict(eps=float('nan')), ValueError),
-    (dict(lam=1e-4, mineps=1e-3), KeyError),
+@pytest.mark.parametrize('settings,message', [
+    (dict(lam=-1.), 'eshift_l2.lam must be a finite number > 0, got -1.0'),
+    (dict(lam=0.), 'eshift_l2.lam must be a finite number > 0, got 0.0'),
+    (dict(lam=float('inf')), 'eshift_l2.lam must be a finite number > 0, got inf'),
+    (dict(eps=float('nan')), 'eshift_l2.eps must be a finite number >= 0, got nan'),
+    (dict(eps=-1e-3), 'eshift_l2.eps must be a finite number >= 0, got -0.001'),
+    (dict(eps='1e-3'), "eshift_l2.eps must be a finite number >= 0, got '1e-3'"),
 ])
-def test_bad_settings_are_refused(settings, error):
-    with pytest.raises(error, match='eshift_l2'):
+def test_bad_settings_are_refused(settings, message):
+    with pytest.raises(ValueError) as error:
         EShiftL2OptimWrapperConstructor(
             dict(optimizer=dict(type='SGD', lr=0.1), eshift_l2=settings))
+    assert str(error.value) == message
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(KeyError) as error:
+        EShiftL2OptimWrapperConstructor(
+            dict(optimizer=dict(type='SGD', lr=0.1), eshift_l2=dict(lam=1e-4, mineps=1e-3)))
+    assert error.value.args[0] == 'eshift_l2 takes "lam" and "eps", got unknown keys [\'mineps\']'
+
+
+@pytest.mark.parametrize('settings,lam,eps', [
+    (None, 1e-4, 1e-3), (dict(), 1e-4, 1e-3),  # the source's ImageNet defaults (--lam, --mineps)
+    (dict(eps=0.), 1e-4, 0.),                  # eps 0 is valid (the term then shrinks to L2)
+    (dict(lam=3e-5, eps=0.5), 3e-5, 0.5),
+])
+def test_settings_and_defaults_reach_the_optimizer(settings, lam, eps):
+    cfg = dict(constructor=CONSTRUCTOR, optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4))
+    if settings is not None:
+        cfg['eshift_l2'] = settings
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 1, groups=4))
+    groups = build_optim_wrapper(model, cfg).optimizer.param_groups
+    tagged = [g for g in groups if g.get('eshift_lambda')]
+    assert len(tagged) == 1 and tagged[0]['params'] == [model[0].weight]
+    assert (tagged[0]['eshift_lambda'], tagged[0]['eshift_eps']) == (lam, eps)
+    assert all('eshift_l2' not in g for g in groups)
+    # without paramwise_cfg the one group is split in three: each parameter is in exactly one
+    assert [[id(p) for p in g['params']] for g in groups] == [
+        [id(model[0].bias), id(model[1].bias)], [id(model[0].weight)], [id(model[1].weight)]]
+    assert [(g['lr'], g['weight_decay']) for g in groups] == [(0.1, 1e-4), (0.1, 0.), (0.1, 0.)]
+
+
+def test_eps_zero_term_is_plain_l2_on_the_filter():
+    # eps = 0: dR/dw = lam * [(w - mu) + mu] = lam * w, the gradient of lam/2 * ||w||^2
+    weight = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(eshift_l2_gradient(weight, 0.3, 0.), 0.3 * weight)
+
+
+class _Wrapper(nn.Module):
+    """Stands for a model wrapper (DDP-like): the model is its ``module``."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+
+def test_wrapped_model_and_unused_weights():
+    torch.manual_seed(0)
+    model = _Net()
+    wrapper = _build(_Wrapper(model))
+    groups = wrapper.optimizer.param_groups
+    tagged = [p for g in groups if g.get('eshift_lambda') for p in g['params']]
+    assert {id(p) for p in tagged} == {id(model.conv.weight), id(model.grouped.weight)}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for name, p in model.named_parameters():
+        p.grad = None if name == 'conv.weight' else torch.zeros_like(p)
+    wrapper.step()  # a weight without a gradient (unused this step) is left alone
+    torch.testing.assert_close(model.conv.weight.detach(), before['conv.weight'])
+    expected = before['grouped.weight'] - eshift_l2_gradient(before['grouped.weight'], 0.01, 0.05)
+    torch.testing.assert_close(model.grouped.weight.detach(), expected)
 
 
 @pytest.mark.parametrize('name,eps,groups', [

@@ -85,6 +85,117 @@ def test_recorded_decisions_make_eval_batch_independent():
         apply_discard_record(model, dict(blocks=['layer9.0'], discarded=[], decided=True))
 
 
+def _hand_gate(s, sparsity_l):
+    """ReLU(1 - L * ReLU(1 - L * s)) on a Python float (docs/architectures.md 2.2)."""
+    return max(0.0, 1.0 - sparsity_l * max(0.0, 1.0 - sparsity_l * s))
+
+
+@pytest.mark.parametrize('values,s', [
+    ([1.095], 0.095),           # on the ramp: 1 - 10 * (1 - 0.95) = 0.5
+    ([-1.092], 0.092),          # a negative response alone: 1 - 10 * 0.08 = 0.2
+    ([1.05, -1.095], 0.095),    # s is the largest excess of |F| over eps, of either sign
+    ([1.2], 0.2),               # past the ramp: open
+    ([0.9, -1.0, 1.0], 0.0),    # all |F| <= eps: closed
+])
+def test_gate_formula_with_a_small_slope(values, s):
+    # with L = 10 the ramp of the 4-ReLU gate is wide enough to pin values by hand
+    residual = _branch(values, torch.float64)
+    expected = _hand_gate(s, 10.0)
+    gate = strict_identity_gate(residual, 1.0, sparsity_l=10.0)
+    assert gate.dtype == torch.float64
+    assert abs(gate.item() - expected) < 1e-9
+    module = StrictIdentityGate(1.0, sparsity_l=10.0)
+    torch.testing.assert_close(module(residual), expected * residual)
+
+
+def test_gate_default_slope_and_precision():
+    # eps = 0 makes s = max |F| exactly; the default L = 1e6 puts the ramp at s in
+    # [1e-6 - 1e-12, 1e-6]; its midpoint gives 0.5, which float64 resolves to ~1e-10
+    for s, expected in ((0.9999995e-6, 0.5), (0.99999975e-6, 0.75), (1e-6 - 1e-12, 0.0),
+                        (1e-6, 1.0)):
+        residual = torch.zeros(2, 3, dtype=torch.float64)
+        residual[1, 2] = -s
+        gate = strict_identity_gate(residual, 0.0)
+        assert abs(gate.item() - expected) < 1e-6, s
+        assert abs(expected - _hand_gate(s, 1e6)) < 1e-6
+    # half precision: computed in float32 (L * s overflows float16), returned in the input dtype
+    for dtype in (torch.float16, torch.bfloat16):
+        for values, expected in (([3.0], 1.0), ([-3.0], 1.0), ([1.5, -2.0], 0.0)):
+            gate = strict_identity_gate(_branch(values, dtype), 2.0)
+            assert gate.dtype == dtype and gate.item() == expected, (dtype, values)
+
+
+def test_gate_module_arguments_and_state():
+    assert repr(StrictIdentityGate(2.5)) == 'StrictIdentityGate(epsilon=2.5, sparsity_l=1e+06)'
+    assert repr(StrictIdentityGate(1, sparsity_l=10)) == \
+        'StrictIdentityGate(epsilon=1.0, sparsity_l=10)'
+    with pytest.raises(ValueError, match=r'^epsilon must be >= 0, got -0\.5$'):
+        StrictIdentityGate(-0.5)
+    # eps = 0 and eps < 1 are valid: with eps = 0 any non-zero response opens the gate
+    zero = StrictIdentityGate(0.0).train()
+    x = torch.full((2, 4), 1e-3)
+    assert torch.equal(zero(x), x)
+    assert torch.equal(zero(torch.zeros(2, 4)), torch.zeros(2, 4))
+    assert (zero.steps_seen.item(), zero.steps_discarded.item()) == (2, 1)
+    assert StrictIdentityGate(0.5).epsilon == 0.5
+    # the counters are no state: the gated network keeps the plain key layout
+    assert dict(zero.state_dict()) == {} and dict(zero.named_buffers()).keys() == {
+        'steps_seen', 'steps_discarded'}
+    zero.reset_statistics()
+    assert (zero.steps_seen.item(), zero.steps_discarded.item()) == (0, 0)
+
+
+def test_training_gate_is_live_whatever_was_decided():
+    gate = StrictIdentityGate(2.0).train()
+    small, large = torch.full((4, 8), 0.5), torch.full((4, 8), 3.0)
+    for decided in (True, False):
+        gate.discarded = decided
+        assert torch.equal(gate(large), large)
+        assert torch.equal(gate(small), torch.zeros_like(small))
+    assert (gate.steps_seen.item(), gate.steps_discarded.item()) == (4, 2)
+
+
+def test_gate_names_and_discard_records():
+    model = PreActResNetCIFAR(depth=8, epsilon=1e9, base_channels=8)
+    blocks = ['layer1.0', 'layer2.0', 'layer3.0']
+    assert list(find_strict_identity_gates(model)) == blocks
+    bare = torch.nn.Sequential(torch.nn.Identity(), StrictIdentityGate(1.0))
+    assert list(find_strict_identity_gates(bare)) == ['1']  # a gate not named "gate"
+    assert discard_record(model) == dict(blocks=blocks, discarded=[], decided=False, epsilon=1e9)
+    assert discard_record(torch.nn.Conv2d(1, 1, 1)) == dict(blocks=[], discarded=[],
+                                                            decided=False, epsilon=None)
+    gates = apply_discard_record(model, dict(blocks=blocks, discarded=['layer2.0'],
+                                             decided=True))
+    assert {n: g.discarded for n, g in gates.items()} == {
+        'layer1.0': False, 'layer2.0': True, 'layer3.0': False}
+    find_strict_identity_gates(model)['layer1.0'].epsilon = 2e9
+    assert discard_record(model) == dict(blocks=blocks, discarded=['layer2.0'], decided=True,
+                                         epsilon=2e9)  # the largest epsilon of the gates
+    assert discard_record(model, epsilon=3.0)['epsilon'] == 3.0
+    # one gate without a decision: not decided
+    find_strict_identity_gates(model)['layer3.0'].discarded = None
+    assert discard_record(model)['decided'] is False
+    # an undecided record resets the decisions; a record without "decided" applies its list
+    apply_discard_record(model, dict(blocks=blocks, discarded=['layer2.0'], decided=False))
+    assert all(g.discarded is None for g in find_strict_identity_gates(model).values())
+    apply_discard_record(model, dict(blocks=blocks, discarded=['layer3.0']))
+    assert [g.discarded for g in find_strict_identity_gates(model).values()] == [False, False,
+                                                                                 True]
+
+
+def test_discard_record_of_another_architecture_is_refused():
+    model = PreActResNetCIFAR(depth=14, epsilon=2.5, base_channels=4)  # 6 gated blocks
+    with pytest.raises(KeyError) as error:
+        apply_discard_record(model, dict(blocks=['d', 'c', 'b', 'a', 'layer1.0'], discarded=[],
+                                         decided=True))
+    assert error.value.args[0] == (
+        "the discard record does not match the model's gated blocks: 4 unknown (e.g. "
+        "['a', 'b', 'c']), 5 not in the record (e.g. ['layer1.1', 'layer2.0', 'layer2.1'])")
+    with pytest.raises(KeyError, match='0 unknown'):
+        apply_discard_record(model, dict(discarded=[], decided=True))  # no block list at all
+    assert all(g.discarded is None for g in find_strict_identity_gates(model).values())
+
+
 @pytest.mark.parametrize('depth', [110, 200])
 def test_cifar_param_counts_equal_reference(depth, reference_figures):
     figures = reference_figures['epsilon_resnet']
