@@ -33,6 +33,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import resvariants.models  # noqa: F401  (registers the backbones and attention modules)
@@ -125,7 +126,8 @@ class Case:
         return cfg
 
     def build(self, **overrides):
-        return MODELS.build(self.config(**overrides))
+        with DefaultScope.overwrite_default_scope('resvariants'):
+            return MODELS.build(self.config(**overrides))
 
 
 def _cases():
