@@ -4,7 +4,7 @@
 # (default: tests/data, the copy in the repo).
 _base_ = ['./resnet50_cls-small.py']
 
-max_epochs = 8
+max_epochs = 6
 model = dict(backbone=dict(depth=18), head=dict(in_channels=512))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),

@@ -32,12 +32,14 @@ def test_person_only_data(det_cfg):
         train = DATASETS.build(det_cfg.train_dataloader.dataset)
         val = DATASETS.build(det_cfg.val_dataloader.dataset)
     assert train.metainfo['classes'] == val.metainfo['classes'] == ('person', )
-    # det_small: 199 persons in 44 of the 96 train images (the rest hold no person and are
-    # filtered out for training); all 32 val images are evaluated, 55 persons in 17 of them
-    assert len(train) == 44
-    train_labels = [i['bbox_label'] for k in range(len(train))
-                    for i in train.get_data_info(k)['instances']]
+    # det_small: 199 persons in 44 of the 96 train images; the other 52 stay in the training
+    # set as negatives (no box); all 32 val images are evaluated, 55 persons in 17 of them
+    assert len(train) == 96
+    per_image = [[i['bbox_label'] for i in train.get_data_info(k)['instances']]
+                 for k in range(len(train))]
+    train_labels = sum(per_image, [])
     assert len(train_labels) == 199 and set(train_labels) == {0}
+    assert sum(1 for labels in per_image if labels) == 44
     assert len(val) == 32
     val_boxes = sum(len(val.get_data_info(k)['instances']) for k in range(len(val)))
     assert val_boxes == 55
