@@ -51,7 +51,7 @@ def parse_timm_arch(name):
     match = _NAME.match(arch)
     if match is None or (match['kind'] == 'next') != (match['groups'] is not None):
         reasons = [why for token, why in _UNSUPPORTED_HINTS if token in arch]
-        if re.match(r'^(se)?resne(t|xt)\d+t', arch):
+        if re.search(r'resne(t|xt)\d+t', arch):
             reasons.append('a tiered deep stem (3->24->32->64), which our trunk does not build')
         raise ArchitectureMismatch(
             f'timm arch {arch!r} has no exact counterpart in resvariants.ResNet'

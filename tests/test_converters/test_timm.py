@@ -1,11 +1,15 @@
 """timm ResNet-family -> resvariants: same logits as timm's own model; other archs refused."""
+import json
+
 import pytest
 import timm
 import torch
 
 from resvariants.converters.resnet_layout import (ArchitectureMismatch, forward_logits,
                                                   load_converted)
-from resvariants.converters.timm import convert_timm_state_dict, parse_timm_arch
+from resvariants.converters.timm import (IMAGENET_MEAN, IMAGENET_STD, convert_timm_state_dict,
+                                        parse_timm_arch, read_hf_architecture,
+                                        source_model, source_preprocessing)
 
 EXPECTED_BACKBONE = {
     'resnet18': dict(depth=18),
@@ -70,3 +74,87 @@ def test_tag_is_ignored_by_the_name_parser():
     assert parse_timm_arch('seresnext101d_32x8d.ah_in1k') == dict(
         depth=101, groups=32, base_width=8, deep_stem=True, stem_channels=64, avg_down=True,
         se=True)
+
+
+@pytest.mark.parametrize('arch, expected', [
+    ('resnet18', dict(depth=18, groups=1, base_width=None, deep_stem=False, stem_channels=64,
+                      avg_down=False, se=False)),
+    ('resnet50c', dict(depth=50, groups=1, base_width=None, deep_stem=True, stem_channels=64,
+                       avg_down=False, se=False)),
+    ('seresnet101s.tag', dict(depth=101, groups=1, base_width=None, deep_stem=True,
+                              stem_channels=128, avg_down=False, se=True)),
+    ('resnext152_64x4d', dict(depth=152, groups=64, base_width=4, deep_stem=False,
+                              stem_channels=64, avg_down=False, se=False)),
+    ('resnext50d_32x4d', dict(depth=50, groups=32, base_width=4, deep_stem=True,
+                              stem_channels=64, avg_down=True, se=False)),
+])
+def test_name_parser(arch, expected):
+    assert parse_timm_arch(arch) == expected
+
+
+@pytest.mark.parametrize('arch, reasons', [
+    ('resnext50', []),                 # a ResNeXt needs _{G}x{W}d
+    ('resnet50_32x4d', []),            # a ResNet has no groups
+    ('seresnet50t', ['tiered deep stem']),
+    ('gcresnet50t', ['global-context attention of timm', 'tiered deep stem']),
+    ('skresnet18', ["timm's SKNet"]),
+    ('resnet50_clip', ['CLIP ResNets']),
+    ('resnet50x', []),
+])
+def test_refusal_message(arch, reasons):
+    with pytest.raises(ArchitectureMismatch) as info:
+        parse_timm_arch(arch)
+    message = str(info.value)
+    head = f"timm arch {arch!r} has no exact counterpart in resvariants.ResNet"
+    assert message.startswith(head + (': ' if reasons else '. Supported: '))
+    assert message.endswith('Supported: (se)resnet{depth}[c|d|s] and (se)resnext{depth}'
+                            '[c|d|s]_{G}x{W}d, depth 18/34/50/101/152')
+    for reason in reasons:
+        assert reason in message
+    assert ('; ' in message) == (len(reasons) > 1)
+
+
+def test_resnet_c_stem_converts_exactly(randomize, images):
+    source = randomize(timm.create_model('resnet50c', pretrained=False))
+    converted, backbone_cfg = convert_timm_state_dict(source.state_dict(), 'resnet50c')
+    assert backbone_cfg == dict(type='resvariants.ResNet', depth=50, deep_stem=True)
+    assert {k for k in converted if '.stem.' in k or k.startswith('backbone.stem')} >= {
+        f'backbone.stem.{i}.weight' for i in (0, 1, 3, 4, 6, 7)}
+    ours = load_converted(converted, backbone_cfg)
+    with torch.no_grad():
+        expected = source(images)
+    assert (forward_logits(ours, images) - expected).abs().max().item() < 1e-4
+
+
+def test_read_hf_architecture(tmp_path):
+    weights = tmp_path / 'model.safetensors'
+    assert read_hf_architecture(str(weights)) is None
+    (tmp_path / 'config.json').write_text(json.dumps(dict(num_classes=1000)))
+    assert read_hf_architecture(str(weights)) is None
+    (tmp_path / 'config.json').write_text(json.dumps(dict(architecture='resnet50d')))
+    assert read_hf_architecture(str(weights)) == 'resnet50d'
+
+
+def test_source_preprocessing_of_a_pretrained_tag():
+    assert source_preprocessing('resnet50') is None  # no tag, nothing recorded
+    assert source_preprocessing('resnet50.a1_in1k') == dict(
+        mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], input_size=[3, 224, 224],
+        test_input_size=[3, 288, 288], crop_pct=0.95, interpolation='bicubic')
+    # a tag without a separate test size falls back to the train size
+    assert source_preprocessing('resnet18.tv_in1k')['test_input_size'] == [3, 224, 224]
+
+
+def test_imagenet_constants_are_timms():
+    assert IMAGENET_MEAN == timm.data.IMAGENET_DEFAULT_MEAN
+    assert IMAGENET_STD == timm.data.IMAGENET_DEFAULT_STD
+
+
+def test_source_model(randomize):
+    source = randomize(timm.create_model('resnet18', pretrained=False, num_classes=5))
+    state = source.state_dict()
+    model = source_model('resnet18', state)
+    assert not model.training and model.num_classes == 5
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    headless = {k: v for k, v in state.items() if not k.startswith('fc.')}
+    assert source_model('resnet18', headless).num_classes == 0

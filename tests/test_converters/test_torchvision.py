@@ -5,8 +5,10 @@ import torchvision
 
 from resvariants.converters.resnet_layout import (ArchitectureMismatch, forward_logits,
                                                   load_converted)
-from resvariants.converters.torchvision import (convert_torchvision_state_dict,
-                                                infer_torchvision_arch)
+from resvariants.converters.torchvision import (build_torchvision_model,
+                                                convert_torchvision_state_dict,
+                                                infer_torchvision_arch, source_model,
+                                                torchvision_arch_of)
 
 EXPECTED_BACKBONE = {
     'resnet18': dict(depth=18), 'resnet34': dict(depth=34), 'resnet50': dict(depth=50),
@@ -62,3 +64,63 @@ def test_unknown_keys_are_listed():
     state['layer1.0.se.fc.weight'] = torch.zeros(4, 64)
     with pytest.raises(KeyError, match=r'1 torchvision keys .*layer1\.0\.se\.fc\.weight'):
         convert_torchvision_state_dict(state)
+
+
+def test_deep_stem_checkpoint_is_refused():
+    """A ResNet-C/D deep stem (stem.0/3/6) is not a torchvision layout."""
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    del state['conv1.weight']
+    state['stem.0.weight'] = torch.zeros(32, 3, 3, 3)
+    with pytest.raises(ArchitectureMismatch, match='single 7x7 stem conv.*--from timm'):
+        convert_torchvision_state_dict(state)
+
+
+def test_the_classifier_rename():
+    state = torchvision.models.resnet18(weights=None, num_classes=7).state_dict()
+    converted = convert_torchvision_state_dict(state)
+    assert 'head.fc.weight' in converted and 'head.fc.bias' in converted
+    assert not any(k.startswith(('fc.', 'backbone.fc.')) for k in converted)
+    assert converted['head.fc.weight'].shape == (7, 512)
+
+
+@pytest.mark.parametrize('cfg, name', [
+    (dict(depth=18), 'resnet18'), (dict(depth=152, groups=1), 'resnet152'),
+    (dict(type='resvariants.ResNet', depth=50, groups=32, base_width=4), 'resnext50_32x4d'),
+    (dict(depth=101, groups=64, base_width=4), 'resnext101_64x4d'),
+])
+def test_torchvision_arch_of(cfg, name):
+    assert torchvision_arch_of(cfg) == name
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(depth=200), 'resnet200'),                                   # not a torchvision depth
+    (dict(depth=50, groups=32, base_width=8), 'resnext50_32x8d'),     # not a torchvision width
+    (dict(depth=50, deep_stem=True), r"resnet50 \['deep_stem'\]"),     # our extras
+    (dict(depth=50, avg_down=True, attention=dict(type='SE')), r"\['attention', 'avg_down'\]"),
+])
+def test_torchvision_arch_of_refuses_what_torchvision_lacks(cfg, message):
+    with pytest.raises(ArchitectureMismatch, match=message + '.*supported: resnet18, resnet34'):
+        torchvision_arch_of(cfg)
+
+
+def test_build_torchvision_model():
+    model = build_torchvision_model('resnet18')
+    assert isinstance(model, torchvision.models.ResNet) and not model.training
+    assert model.fc.out_features == 1000
+    assert build_torchvision_model('resnet34', num_classes=5).fc.out_features == 5
+    assert len(model.layer1) == 2 and len(build_torchvision_model('resnet34').layer1) == 3
+    with pytest.raises(ArchitectureMismatch, match="'wide_resnet50_2'.*resnext101_64x4d"):
+        build_torchvision_model('wide_resnet50_2')
+
+
+def test_source_model_holds_the_state(randomize):
+    source = randomize(torchvision.models.resnet18(weights=None, num_classes=3))
+    state = source.state_dict()
+    model = source_model('resnet18', state)
+    assert model.fc.out_features == 3 and not model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    with pytest.raises(KeyError, match='has fc.weight'):
+        source_model('resnet18', {k: v for k, v in state.items() if not k.startswith('fc.')})
+    with pytest.raises(RuntimeError, match='Missing key'):
+        source_model('resnet18', {k: v for k, v in state.items() if k != 'bn1.weight'})

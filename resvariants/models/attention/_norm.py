@@ -11,10 +11,16 @@ def is_synchronised(bn):
             and dist.get_world_size() > 1)
 
 
+def one_value_per_channel(x):
+    """True when ``x`` (N, C, ...) holds a single value per channel, so that its batch
+    statistics are undefined (e.g. a (1, C, 1, 1) gate in a batch of 1)."""
+    return x.numel() == x.shape[1]
+
+
 def uses_batch_statistics(bn: _BatchNorm, x):
     """Whether ``safe_batch_norm(bn, x)`` normalises with the statistics of ``x``."""
     return (bn.training or bn.running_mean is None) and (
-        x.numel() // x.shape[1] > 1 or is_synchronised(bn))
+        not one_value_per_channel(x) or is_synchronised(bn))
 
 
 def safe_batch_norm(bn: _BatchNorm, x):
@@ -24,11 +30,10 @@ def safe_batch_norm(bn: _BatchNorm, x):
     raises in PyTorch. Here such a step normalises with the running statistics and does not
     update them; every other call is exactly ``bn(x)``.
     """
-    values_per_channel = x.numel() // x.shape[1]
-    if not bn.training or values_per_channel > 1 or is_synchronised(bn):
+    if not bn.training or not one_value_per_channel(x) or is_synchronised(bn):
         return bn(x)
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
-                        False, 0.0, bn.eps)
+                        training=False, eps=bn.eps)
 
 
 def batch_norm_again(bn: _BatchNorm, x, batch_statistics):
@@ -39,6 +44,6 @@ def batch_norm_again(bn: _BatchNorm, x, batch_statistics):
         batch_statistics (bool): What :func:`uses_batch_statistics` said at the forward.
     """
     if batch_statistics:
-        return F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
-    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0,
-                        bn.eps)
+        return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                        training=False, eps=bn.eps)

@@ -33,7 +33,7 @@ from mmdet.models.backbones.resnext import Bottleneck as MMDetResNeXtBottleneck
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
-from ..attention._norm import is_synchronised
+from ..attention._norm import is_synchronised, one_value_per_channel
 from ..attention.factory import (STAGE_ATTENTIONS, build_attention, check_plugin_cfgs,
                                  normalize_attention_cfg)
 from ..attention.sk import SKFusion
@@ -368,7 +368,7 @@ def _explain_single_value_norms(model, input_shape):
         def hook(module, args):
             x = args[0]
             if (module.training and torch.is_tensor(x) and x.dim() >= 2
-                    and x.numel() // x.shape[1] == 1 and not is_synchronised(module)):
+                    and one_value_per_channel(x) and not is_synchronised(module)):
                 size = 'x'.join(str(int(d)) for d in x.shape[2:]) or '1'
                 raise ValueError(
                     f'{type(model).__name__}: the BatchNorm {name} ({type(module).__name__}) '
