@@ -103,7 +103,9 @@ def build_mmpretrain_model(backbone_cfg, num_classes=None):
     backbone = mmpretrain_backbone_cfg(backbone_cfg)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         if not num_classes:
-            return MODELS.build(dict(backbone, out_indices=(3, ))).eval()
+            model = MODELS.build(dict(backbone, out_indices=(3, )))
+            model.eval()  # mmpretrain's ResNet.train() returns None, so eval() does too
+            return model
         expansion = 4 if backbone_cfg['depth'] >= 50 else 1
         channels = backbone_cfg.get('base_channels', 64) * 8 * expansion
         return ImageClassifier(

@@ -4,7 +4,8 @@ import torch
 from mmengine.registry import DefaultScope
 from mmpretrain.models import ImageClassifier
 
-from resvariants.converters.mmpretrain import convert_mmpretrain_state_dict
+from resvariants.converters.mmpretrain import (convert_mmpretrain_state_dict,
+                                               mmpretrain_backbone_cfg, source_model)
 from resvariants.converters.resnet_layout import (ArchitectureMismatch, forward_logits,
                                                   load_converted)
 
@@ -71,3 +72,66 @@ def test_cifar_stem_and_other_heads_are_refused():
     state['head.layers.pre_logits.weight'] = torch.zeros(1)
     with pytest.raises(KeyError, match='head.layers.pre_logits.weight'):
         convert_mmpretrain_state_dict(state)
+
+
+def test_bare_backbone_state_dict_gets_the_prefix(randomize, images):
+    """A backbone saved on its own (no ``backbone.`` prefix) converts to a backbone file."""
+    from mmpretrain.models import ResNet as MMPretrainResNet
+    source = MMPretrainResNet(depth=18)
+    randomize(source)  # (mmpretrain's ResNet.eval() returns None)
+    converted, cfg = convert_mmpretrain_state_dict(source.state_dict())
+    assert cfg == dict(type='resvariants.ResNet', depth=18)
+    assert converted and all(k.startswith('backbone.') for k in converted)
+    ours = load_converted(converted, cfg)
+    with torch.no_grad():
+        expected = source(images)[-1]
+    assert (forward_logits(ours, images) - expected).abs().max().item() < 1e-4
+
+
+def test_backbone_only_drops_neck_and_head():
+    state = mmpretrain_classifier(dict(type='ResNet', depth=18)).state_dict()
+    state['neck.scale'] = torch.ones(1)
+    state['head.layers.pre_logits.weight'] = torch.zeros(1)
+    converted, _ = convert_mmpretrain_state_dict(state, backbone_only=True)
+    assert all(k.startswith('backbone.') for k in converted)
+    assert len(converted) == sum(k.startswith('backbone.') for k in state)
+
+
+@pytest.mark.parametrize('ours, theirs', [
+    (dict(depth=18), dict(type='ResNet', depth=18)),
+    (dict(depth=50, deep_stem=True, avg_down=True),
+     dict(type='ResNet', depth=50, deep_stem=True, avg_down=True)),
+    (dict(depth=50, groups=32, base_width=4),
+     dict(type='ResNeXt', depth=50, groups=32, width_per_group=4)),
+    (dict(depth=101, attention=dict(type='SEModule', ratio=8, divisor=1)),
+     dict(type='SEResNet', depth=101, se_ratio=8)),
+    (dict(depth=50, groups=64, base_width=4, attention=SE, stem_channels=32),
+     dict(type='SEResNeXt', depth=50, groups=64, width_per_group=4, se_ratio=16,
+          stem_channels=32)),
+    (dict(depth=18, base_channels=32, stem_channels=32),
+     dict(type='ResNet', depth=18, base_channels=32, stem_channels=32)),
+])
+def test_mmpretrain_backbone_cfg(ours, theirs):
+    assert mmpretrain_backbone_cfg(dict(type='resvariants.ResNet', **ours)) == theirs
+
+
+@pytest.mark.parametrize('case', ['ResNet-18', 'SEResNet-50', 'ResNetV1d-50'])
+def test_source_model_is_mmpretrains_own(case, randomize, images):
+    backbone, _ = CASES[case]
+    source = randomize(mmpretrain_classifier(backbone, num_classes=7))
+    state = source.state_dict()
+    _, backbone_cfg = convert_mmpretrain_state_dict(state)
+    model = source_model(backbone_cfg, state)
+    assert isinstance(model, ImageClassifier) and not model.training
+    assert model.head.fc.out_features == 7
+    assert type(model.backbone).__name__ == dict(ResNetV1d='ResNet').get(
+        backbone['type'], backbone['type'])
+    torch.testing.assert_close(forward_logits(model, images), forward_logits(source, images))
+    # without a head: mmpretrain's bare backbone, out_indices=(3, ), keys without the prefix
+    headless = {k: v for k, v in state.items() if k.startswith('backbone.')}
+    bare = source_model(backbone_cfg, headless)
+    assert not isinstance(bare, ImageClassifier) and not bare.training
+    assert bare.out_indices == [3] or tuple(bare.out_indices) == (3, )
+    with torch.no_grad():
+        torch.testing.assert_close(bare(images)[-1], source.backbone(images)[-1])
+        assert len(bare(images)) == 1
