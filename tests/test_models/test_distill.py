@@ -346,3 +346,137 @@ def test_finetune_loss_is_the_cross_entropy_of_the_whole_student(random_distille
         logits = features @ s['head.fc.weight'].T + s['head.fc.bias']
         expected = F.cross_entropy(logits, torch.arange(4) % 5)
     torch.testing.assert_close(loss['loss'], expected, rtol=1e-10, atol=0)
+
+
+# --- phases, options and messages (found by mutation testing, docs/testing.md) ---------------
+
+def test_phase_numbering(distiller):
+    assert distiller.num_stages == 3 and distiller.num_phases == 4
+    assert distiller.phase == 1 and distiller.distilling  # a new distiller starts in phase 1
+    for phase, distilling in [(1, True), (3, True), (4, False)]:
+        distiller.set_phase(phase)
+        assert distiller.phase == phase and distiller.distilling is distilling
+    for phase in (0, 5):
+        with pytest.raises(ValueError, match=rf'^phase must be in 1\.\.4 \(3 stage phases \+ '
+                                             rf'fine-tuning\), got {phase}$'):
+            distiller.set_phase(phase)
+
+
+def test_last_distillation_phase_trains_only_the_last_stage(distiller):
+    distiller.set_phase(3)
+    distiller.train()
+    trainable = {n.split('.')[1] for n, p in distiller.named_parameters() if p.requires_grad}
+    assert trainable == {'layer3'}
+    assert not distiller.head.training and not distiller.neck.training
+
+
+def test_distill_loss_weight_scales_the_stage_loss():
+    torch.manual_seed(0)
+    inputs = batch()['inputs']
+    plain = build_distiller()
+    with torch.no_grad():
+        for p in plain.backbone.layer1.parameters():
+            p.mul_(1.5)  # so the student differs from the teacher
+    weighted = build_distiller(distill_loss_weight=0.25)
+    weighted.load_state_dict(plain.state_dict())
+    weighted.teacher.load_state_dict(plain.teacher.state_dict())
+    assert plain.distill_loss_weight == 1.0
+    full = plain.train().loss(inputs, None)['loss_stage1_l1']
+    quarter = weighted.train().loss(inputs, None)['loss_stage1_l1']
+    assert full > 0
+    torch.testing.assert_close(quarter, 0.25 * full)
+
+
+def test_norm_eval_keeps_the_trained_stage_bns_frozen():
+    model = StagewiseDistiller(
+        backbone=dict(type='resvariants.PlainResNet', depth=20, norm_eval=True),
+        teacher=teacher_cfg(), neck=NECK, head=HEAD)
+    model.set_phase(2)
+    model.train()
+    layer2 = model.backbone.layer2
+    assert layer2.training
+    bns = [m for m in layer2.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(bn.training for bn in bns)
+    convs = [m for m in layer2.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.training for c in convs)
+
+
+def test_student_can_start_from_its_own_init():
+    model = build_distiller(init_student_from_teacher=False)
+    teacher = model.teacher.state_dict()
+    student = {k: v for k, v in model.state_dict().items() if k.endswith('conv1.weight')}
+    assert student and not any(torch.equal(v, teacher[k]) for k, v in student.items())
+
+
+def test_init_logs_what_it_did(monkeypatch, tmp_path):
+    from resvariants.models import distill
+    messages = []
+    monkeypatch.setattr(distill, 'print_log', lambda msg, **kwargs: messages.append(msg))
+    build_distiller()
+    # plain ResNet-20: stem conv + BN (1 + 5 tensors), 9 blocks x (2 convs + 2 BNs x 5), fc (2)
+    # = 116; the teacher's two projection shortcuts (conv + BN) are the 12 dropped
+    assert messages == [
+        'StagewiseDistiller: no teacher_checkpoint, the teacher keeps its initialisation',
+        'StagewiseDistiller: student initialised from the teacher (116 tensors; 12 shortcut '
+        'tensors dropped)']
+    teacher = ImageClassifier(**teacher_cfg())
+    path = tmp_path / 'teacher.pth'
+    torch.save(teacher.state_dict(), path)  # a bare state dict (no 'state_dict' key)
+    messages.clear()
+    model = build_distiller(teacher_checkpoint=str(path))
+    assert messages[0] == f'StagewiseDistiller: teacher loaded from {path}'
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+
+
+def test_teacher_checkpoint_without_a_state_dict_is_refused(tmp_path):
+    path = tmp_path / 'list.pth'
+    torch.save([1, 2], path)
+    with pytest.raises(KeyError, match='list.pth holds no state_dict'):
+        build_distiller(teacher_checkpoint=str(path))
+    path = tmp_path / 'nested.pth'
+    torch.save(dict(state_dict=[1]), path)
+    with pytest.raises(KeyError, match='nested.pth holds no state_dict'):
+        build_distiller(teacher_checkpoint=str(path))
+
+
+def test_mismatch_message_names_the_keys():
+    with pytest.raises(KeyError) as info:
+        build_distiller(teacher=teacher_cfg(depth=32))  # 5 blocks per stage, student 3
+    message = str(info.value)
+    assert 'missing in teacher []' in message and 'mis-shaped []' in message
+    assert "teacher-only non-shortcut keys ['backbone.layer1.3.bn1.bias'" in message
+    with pytest.raises(KeyError) as info:
+        build_distiller(teacher=dict(teacher_cfg(), head=dict(HEAD, num_classes=7)))
+    assert "mis-shaped ['head.fc.bias: teacher (7,) vs student (5,)'" in str(info.value)
+
+
+def test_backbone_that_is_not_a_resnet_is_refused():
+    with pytest.raises(TypeError, match=r'the student backbone \(MobileNetV2\) is not an '
+                                        r'mmdet-style ResNet with res_layers'):
+        StagewiseDistiller(backbone=dict(type='mmpretrain.MobileNetV2'),
+                           teacher=teacher_cfg(), neck=NECK, head=HEAD)
+    with pytest.raises(TypeError, match=r'the teacher backbone \(MobileNetV2\)'):
+        StagewiseDistiller(backbone=dict(type='resvariants.PlainResNet', depth=20),
+                           teacher=dict(teacher_cfg(), backbone=dict(type='MobileNetV2')),
+                           neck=NECK, head=HEAD)
+
+
+def test_stage_helpers_with_a_deep_stem_and_stage_attention():
+    """backbone_stem / backbone_stage reproduce the trunk's forward with a deep stem and a
+    stage-level attention (BAM after stages 1-3)."""
+    from resvariants.models import ResNet
+    torch.manual_seed(0)
+    backbone = ResNet(depth=18, deep_stem=True, attention='bam', out_indices=(0, 1, 2, 3),
+                      base_channels=16, stem_channels=16).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = backbone_stem(backbone, x)
+        manual = []
+        for i in range(4):
+            out = backbone_stage(backbone, i, out)
+            manual.append(out)
+        expected = backbone(x)
+    assert len(expected) == 4
+    for a, b in zip(expected, manual):
+        torch.testing.assert_close(a, b)
