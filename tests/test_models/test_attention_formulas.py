@@ -129,3 +129,20 @@ def test_sk_selects_among_its_default_two_branches(fused):
         weights = sk.conv_fc2(hidden).view(2, 2, 32, 1, 1).softmax(1)
         expected = weights[:, 0] * a + weights[:, 1] * b
         torch.testing.assert_close(sk([a, b]), expected)
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_sk_with_three_branches(fused):
+    """The general path: softmax over the branches of each channel, weighted sum."""
+    torch.manual_seed(0)
+    sk = attention_types()['SKFusion'](16, ratio=4, num_branches=3, fused=fused).eval()
+    branches = [torch.randn(2, 16, 4, 3) for _ in range(3)]
+    with torch.no_grad():
+        bn = sk.bn_fc1
+        squeezed = sum(branches).mean((2, 3), keepdim=True)
+        hidden = torch.relu((sk.conv_fc1(squeezed) - bn.running_mean[:, None, None])
+                            / (bn.running_var[:, None, None] + bn.eps).sqrt()
+                            * bn.weight[:, None, None] + bn.bias[:, None, None])
+        weights = sk.conv_fc2(hidden).view(2, 3, 16, 1, 1).softmax(1)
+        expected = sum(weights[:, i] * branches[i] for i in range(3))
+        torch.testing.assert_close(sk(branches), expected)
