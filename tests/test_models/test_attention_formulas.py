@@ -146,3 +146,14 @@ def test_sk_with_three_branches(fused):
         weights = sk.conv_fc2(hidden).view(2, 3, 16, 1, 1).softmax(1)
         expected = sum(weights[:, i] * branches[i] for i in range(3))
         torch.testing.assert_close(sk(branches), expected)
+
+
+@pytest.mark.parametrize('channels, hidden, rounded_to_8',
+                         [(48, 3, 8), (40, 2, 8), (256, 16, 16), (72, 4, 8), (400, 25, 24)])
+def test_se_squeeze_width_is_the_plain_floor(channels, hidden, rounded_to_8):
+    """PytorchInsight's SE squeezes to C // 16 with no rounding to a multiple (divisor 1);
+    timm's rounding to multiples of 8 is ``divisor=8``."""
+    se = attention_types()['SEModule'](channels)
+    assert se.conv1.conv.out_channels == hidden == se.conv2.conv.in_channels
+    rounded = attention_types()['SEModule'](channels, divisor=8)
+    assert rounded.conv1.conv.out_channels == rounded_to_8
