@@ -157,3 +157,94 @@ def test_every_ed_architecture_gives_the_source_logits(ed_case):
     assert got.shape == expected.shape == (1, 1000)
     assert expected.std() > 0.1  # informative logits
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9 * expected.abs().max().item())
+
+
+# --- inference and mapping details (found by mutation testing, docs/testing.md) --------------
+
+def test_infer_reads_width_ratio_se_and_module_prefix():
+    narrow = fake_ednet_keys(width=32)
+    assert infer_ednet_arch(narrow) == ('ed_resnet50', 0.5)
+    se = dict(fake_ednet_keys(), **{'layer2.layer2_block_0.fc_reduction.weight': torch.zeros(1)})
+    assert infer_ednet_arch(se) == ('ed_se_resnet50', 1.0)
+    wrapped = {f'module.{k}': v for k, v in fake_ednet_keys((3, 4, 23, 3)).items()}
+    assert infer_ednet_arch(wrapped) == ('ed_resnet101', 1.0)
+    # a ResNeXt is told by its grouped 3x3 or by an encoder of half the block output
+    grouped_only = fake_ednet_keys(width=128, hidden=64, out=256, groups=32)
+    assert infer_ednet_arch(grouped_only)[0] == 'ed_resnext50'
+    half_hidden = fake_ednet_keys(width=128, hidden=128, out=256, groups=1)
+    assert infer_ednet_arch(half_hidden) == ('ed_resnext50', 1.0)
+
+
+@pytest.mark.parametrize('blocks', [(2, 4, 6, 3), (3, 4, 6, 2), (3, 4, 6), (3, 5, 6, 3)])
+def test_block_counts_outside_the_table_are_refused(blocks):
+    state = fake_ednet_keys(blocks)
+    listed = dict(enumerate(blocks, start=1))
+    with pytest.raises(ValueError) as info:
+        infer_ednet_arch(state)
+    assert info.value.args[0] == (
+        f'not an ED-Net ResNet/ResNeXt-50/101/152 state dict: blocks per stage {listed} '
+        '(expected 3-4-6-3, 3-4-23-3 or 3-8-36-3 in layerK.layerK_block_i keys)')
+
+
+@pytest.mark.parametrize('missing', ['layer1.layer1_block_0.conv_conv2.weight',
+                                     'layer1.layer1_block_0.encoder.encoder_conv.weight',
+                                     'layer1.layer1_block_0.conv_conv3.weight'])
+def test_missing_first_block_tensors_are_named(missing):
+    state = fake_ednet_keys()
+    del state[missing]
+    with pytest.raises(ValueError, match=rf"^not an ED-Net state dict: {missing} is missing$"):
+        infer_ednet_arch(state)
+
+
+def test_every_key_maps_to_its_place():
+    block = 'layer2.layer2_block_3.'
+    state = {
+        'module.conv1.weight': torch.zeros(2), 'bn1.running_var': torch.zeros(2),
+        'fc.weight': torch.zeros(3, 2), 'fc.bias': torch.zeros(3),
+        block + 'conv_conv2.weight': torch.zeros(4), block + 'bn_bn3.bias': torch.zeros(4),
+        block + 'shortcut.shortcut_conv.weight': torch.zeros(5),
+        block + 'shortcut.shortcut_bn.running_mean': torch.zeros(5),
+        block + 'encoder.encoder_conv.weight': torch.zeros(6),
+        block + 'encoder.encoder_bn.weight': torch.zeros(6),
+        block + 'decoder.decoder_conv.weight': torch.zeros(7),
+        block + 'decoder.decoder_bn.num_batches_tracked': torch.tensor(3),
+        block + 'fc_reduction.weight': torch.zeros(8, 16), block + 'fc_reduction.bias':
+        torch.zeros(8), block + 'fc_extention.weight': torch.zeros(16, 8),
+    }
+    converted = convert_ednet_state_dict(state)
+    ours = 'backbone.layer2.3.'
+    assert set(converted) == {
+        'backbone.conv1.weight', 'backbone.bn1.running_var', 'head.fc.weight', 'head.fc.bias',
+        ours + 'conv2.weight', ours + 'bn3.bias', ours + 'downsample.0.weight',
+        ours + 'downsample.1.running_mean', ours + 'downsample.1.num_batches_tracked',
+        ours + 'ed_path.encoder_conv.weight', ours + 'ed_path.encoder_norm.weight',
+        ours + 'ed_path.decoder_conv.weight', ours + 'ed_path.decoder_norm.num_batches_tracked',
+        ours + 'se_layer.conv1.conv.weight', ours + 'se_layer.conv1.conv.bias',
+        ours + 'se_layer.conv2.conv.weight'}
+    assert converted[ours + 'se_layer.conv1.conv.weight'].shape == (8, 16, 1, 1)
+    assert converted[ours + 'se_layer.conv2.conv.weight'].shape == (16, 8, 1, 1)
+    assert converted[ours + 'se_layer.conv1.conv.bias'].shape == (8, )
+    assert converted[ours + 'ed_path.decoder_norm.num_batches_tracked'] == 3  # kept
+    counter = converted[ours + 'downsample.1.num_batches_tracked']
+    assert counter.dtype == torch.long and counter == 0  # added for the old checkpoint
+    assert 'backbone.bn1.num_batches_tracked' not in converted  # only next to running_mean
+    assert converted['head.fc.weight'].shape == (3, 2)
+
+
+def test_unknown_keys_message_lists_twenty():
+    state = {f'mystery.{i:02d}': torch.zeros(1) for i in range(25)}
+    with pytest.raises(KeyError) as info:
+        convert_ednet_state_dict(state)
+    assert info.value.args[0] == ('25 ED-Net keys have no mapping: '
+                                  + ', '.join(f'mystery.{i:02d}' for i in range(20)) + ' ...')
+    with pytest.raises(KeyError) as info:
+        convert_ednet_state_dict({'a.b': torch.zeros(1)})
+    assert info.value.args[0] == '1 ED-Net keys have no mapping: a.b'
+
+
+def test_ed_archs():
+    from resvariants.converters import ED_ARCHS
+    assert ED_ARCHS == ('ed_resnet50', 'ed_resnet101', 'ed_resnet152', 'ed_resnext50',
+                        'ed_resnext101', 'ed_se_resnet50')
+    for arch in ED_ARCHS:
+        assert osp.isfile(osp.join(REPO, 'configs', 'imagenet', f'{arch}_in1k.py')), arch
