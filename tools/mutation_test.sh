@@ -50,7 +50,7 @@ resvariants/converters/epsilon_compact.py       : tests/test_tools/test_epsilon_
 resvariants/converters/mmpretrain.py            : tests/test_converters/test_mmpretrain*.py
 resvariants/converters/pytorchinsight.py        : tests/test_converters/test_pytorchinsight*.py
 resvariants/converters/remove_residual.py       : tests/test_converters/test_remove_residual*.py
-resvariants/converters/resnet_layout.py         : tests/test_converters/test_torchvision*.py tests/test_converters/test_timm*.py tests/test_converters/test_mmpretrain*.py
+resvariants/converters/resnet_layout.py         : tests/test_converters/test_resnet_layout*.py tests/test_converters/test_torchvision*.py tests/test_converters/test_timm*.py tests/test_converters/test_mmpretrain*.py
 resvariants/converters/timm.py                  : tests/test_converters/test_timm*.py
 resvariants/converters/torchvision.py           : tests/test_converters/test_torchvision*.py
 resvariants/models/distill.py                   : tests/test_models/test_distill*.py
