@@ -179,12 +179,6 @@ def _attention_pool_loop(x, weight, bias):
 #: autograd Function of _fused.py -> (its public call, a plain formula written here, inputs)
 PRIMITIVES = {
     '_MeanHW': (_fused.mean_hw, lambda x: x.mean((2, 3), keepdim=True), lambda: [_x()]),
-    '_AvgMaxHW': (_fused.avg_max_hw,
-                  lambda x: (x.mean((2, 3), keepdim=True),
-                             x.flatten(2).max(2)[0][:, :, None, None]), lambda: [_x()]),
-    '_MaxMeanC': (_fused.max_mean_c,
-                  lambda x: torch.cat([x.max(1, keepdim=True)[0], x.mean(1, keepdim=True)], 1),
-                  lambda: [_x()]),
     '_MeanStdHW': (lambda x: _fused.mean_std_hw(x, 1e-5, True),
                    lambda x: (x.flatten(2).mean(2), (x.flatten(2).var(2) + 1e-5).sqrt()),
                    lambda: [_x()]),

@@ -91,66 +91,6 @@ def mean_hw(x):
     return _MeanHW.apply(x)
 
 
-class _AvgMaxHW(Function):
-    """Average and max over H x W (keepdim). The max gradient goes to the first maximum (as
-    ``max_pool2d`` / ``torch.max`` route it); both gradients are written in one pass. The
-    argmax is taken only when a backward will follow (``amax`` alone is faster). The backward
-    is linear in the incoming gradients and reads only the argmax, so it is differentiable as
-    written (the second derivative in ``x`` is zero, as for the plain ops)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        b, c, h, w = x.shape
-        avg = x.mean(dim=(2, 3), keepdim=True)
-        if not ctx.needs_input_grad[0]:
-            return avg, x.amax(dim=(2, 3), keepdim=True)
-        peak, index = x.reshape(b, c, h * w).max(dim=2, keepdim=True)
-        ctx.save_for_backward(index)
-        ctx.shape = x.shape
-        return avg, peak.view(b, c, 1, 1).clone()
-
-    @staticmethod
-    def backward(ctx, grad_avg, grad_max):
-        index, = ctx.saved_tensors
-        b, c, h, w = ctx.shape
-        dx = (grad_avg / (h * w)).expand(b, c, h, w).contiguous()
-        dx.view(b, c, h * w).scatter_add_(2, index, grad_max.reshape(b, c, 1).to(dx.dtype))
-        return dx
-
-
-def avg_max_hw(x):
-    """``(x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True))``."""
-    return _AvgMaxHW.apply(x)
-
-
-class _MaxMeanC(Function):
-    """``cat([max over C, mean over C], 1)``: CBAM's spatial descriptor (max first); the max
-    gradient goes to the first maximum, as ``torch.max(x, 1)`` routes it. Differentiable
-    backward, as ``_AvgMaxHW``'s."""
-
-    @staticmethod
-    def forward(ctx, x):
-        mean = x.mean(dim=1, keepdim=True)
-        if not ctx.needs_input_grad[0]:
-            return torch.cat([x.amax(dim=1, keepdim=True), mean], 1)
-        peak, index = x.max(dim=1, keepdim=True)
-        ctx.save_for_backward(index)
-        ctx.shape = x.shape
-        return torch.cat([peak, mean], 1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        index, = ctx.saved_tensors
-        dx = (grad[:, 1:] / ctx.shape[1]).expand(ctx.shape).contiguous()
-        dx.scatter_add_(1, index, grad[:, :1].contiguous().to(dx.dtype))
-        return dx
-
-
-def max_mean_c(x):
-    """``torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)``."""
-    return _MaxMeanC.apply(x)
-
-
 def mean_std_hw_plain(x, eps=1e-5, unbiased=True):
     """Plain formula of :func:`mean_std_hw`."""
     b, c, h, w = x.shape

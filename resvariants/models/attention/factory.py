@@ -23,8 +23,7 @@ SK_NAMES = ('sk', 'sknet', 'skfusion', 'selective_kernel', 'selectivekernel')
 STAGE_ATTENTIONS = ('BAM', )
 #: default keyword arguments that reproduce the PytorchInsight settings
 ATTENTION_DEFAULTS = {
-    'ContextBlock': dict(ratio=1. / 16),
-    'GCBlock': dict(ratio=1. / 16),
+    'GCBlock': dict(ratio=1. / 16),  # also type='ContextBlock', an alias of GCBlock
 }
 
 
@@ -69,9 +68,7 @@ def normalize_attention_cfg(cfg):
     name = cfg['type']
     if not isinstance(name, str):
         raise TypeError(f'attention type must be a string, got {name!r}')
-    type_name = ATTENTION_ALIASES.get(name.lower(), name)
-    if type_name.startswith('resvariants.'):
-        type_name = type_name.split('.', 1)[1]
+    type_name = ATTENTION_ALIASES.get(name.lower(), name).removeprefix('resvariants.')
     if type_name.lower() in SK_NAMES:
         raise KeyError(f'attention={name!r}: SK (selective kernel) is not an attention module '
                        f'that goes after a block; it replaces the bottleneck 3x3 conv. Use '
