@@ -43,6 +43,11 @@ class CompactPlan:
         return len(self.removed) / self.total_blocks if self.total_blocks else 0.0
 
 
+def _short_type(cfg):
+    """The registered name of a config's ``type`` without its scope (``''`` if none)."""
+    return str(cfg.get('type') or '').rpartition('.')[2]
+
+
 def plan_compaction(backbone, discarded):
     """Plan the compact network of a gated ``backbone``.
 
@@ -88,10 +93,10 @@ def plan_compaction(backbone, discarded):
 def compact_backbone_cfg(backbone_cfg, plan):
     """The config of the ordinary (ungated) backbone described by ``plan``."""
     cfg = copy.deepcopy(dict(backbone_cfg))
-    gated_type = str(cfg.get('type', '')).split('.')[-1]
+    gated_type = _short_type(cfg)
     cfg.pop('epsilon', None)
     init = cfg.get('init_cfg')
-    if isinstance(init, dict) and 'Pretrained' in str(init.get('type', '')):
+    if isinstance(init, dict) and _short_type(init).endswith('Pretrained'):
         cfg['init_cfg'] = None  # the compact checkpoint carries the weights
     if gated_type == 'EpsilonResNet':
         cfg['type'] = 'resvariants.CompactResNet'
@@ -173,12 +178,12 @@ def compact_config(cfg, backbone_cfg):
     """The full config of the compact model: ordinary classifier/detector, no epsilon hooks."""
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone = backbone_cfg
-    if str(cfg.model.get('type', '')).split('.')[-1] == 'EpsilonImageClassifier':
+    if _short_type(cfg.model) == 'EpsilonImageClassifier':
         cfg.model.type = 'mmpretrain.ImageClassifier'
         cfg.model.pop('side_head', None)
         cfg.model.pop('side_position', None)
     hooks = [h for h in cfg.get('custom_hooks', [])
-             if str(h.get('type', '')).split('.')[-1] not in EPSILON_HOOKS]
+             if _short_type(h) not in EPSILON_HOOKS]
     cfg.custom_hooks = hooks
     return cfg
 

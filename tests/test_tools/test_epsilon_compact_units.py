@@ -285,3 +285,222 @@ def test_max_abs_diff():
     a = (torch.zeros(2), torch.tensor([1.0, -3.0]))
     b = (torch.ones(2), torch.zeros(2))
     assert ec.max_abs_diff(a, b) == 3.0
+
+
+@pytest.mark.parametrize('cfg, name', [(dict(type='resvariants.EpsilonResNet'), 'EpsilonResNet'),
+                                       (dict(type='EpsilonResNet'), 'EpsilonResNet'),
+                                       (dict(type='a.b.C'), 'C'), (dict(type=None), ''),
+                                       (dict(), '')])
+def test_short_type(cfg, name):
+    assert ec._short_type(cfg) == name
+
+
+def test_unprefixed_types_are_understood():
+    out = ec.compact_backbone_cfg(dict(type='PreActResNetCIFAR', depth=20, epsilon=1.0),
+                                  _plan())
+    assert out['type'] == 'resvariants.PreActResNetCIFAR'
+    cfg = Config(dict(model=dict(type='EpsilonImageClassifier', side_head=dict()),
+                      custom_hooks=[dict(type='EpsilonResNetHook'), dict(priority=1)]))
+    out = ec.compact_config(cfg, dict())
+    assert out.model.type == 'mmpretrain.ImageClassifier'
+    assert out.custom_hooks == [dict(priority=1)]
+
+
+def test_state_dict_problems_are_cut_at_twenty():
+    gated = {}
+    target = _Target({f'backbone.k{i:02d}': (1, ) for i in range(21)})
+    with pytest.raises(KeyError) as info:
+        ec.compact_state_dict(gated, target, _plan())
+    lines = info.value.args[0].split('\n')
+    assert len(lines) == 21 and lines[-1] == '  backbone.k19 <- backbone.k19: not in the gated ' \
+                                             'checkpoint'
+
+
+def test_build_model_uses_the_config_scope():
+    from mmdet.models.backbones import ResNet as MMDetResNet
+    from mmpretrain.models.backbones import ResNet as MMPretrainResNet
+    model = dict(type='ResNet', depth=18)
+    assert type(ec._build_model(Config(dict(model=model)))) is MMPretrainResNet  # default
+    built = ec._build_model(Config(dict(model=model, default_scope='mmdet')))
+    assert type(built) is MMDetResNet
+    cfg = Config(dict(model=dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18),
+                                 neck=dict(type='GlobalAveragePooling'),
+                                 head=dict(type='LinearClsHead', num_classes=3,
+                                           in_channels=512))))
+    before = cfg.model.to_dict()
+    ec._build_model(cfg)
+    ec._build_model(cfg)
+    assert cfg.model.to_dict() == before
+
+
+class _FakeModel(torch.nn.Module):
+    def __init__(self, with_head):
+        super().__init__()
+        self.backbone = torch.nn.Identity()
+        self.head = lambda feats: feats[0].sum()
+        self.with_head = with_head
+
+    def extract_feat(self, x):
+        return (x * 2, )
+
+
+def test_tensor_outputs_of_classifiers_and_detectors():
+    x = torch.ones(1, 2)
+    feats, final = ec._tensor_outputs(_FakeModel(with_head=True), x)
+    assert torch.equal(feats[0], torch.ones(2)) and final == (torch.tensor(4.0), )
+    model = _FakeModel(with_head=False)
+    feats, final = ec._tensor_outputs(model, x)
+    assert isinstance(final, tuple) and torch.equal(final[0], x * 2)
+    no_head = torch.nn.Module()
+    no_head.backbone = torch.nn.Identity()
+    no_head.extract_feat = lambda t: [t + 1]
+    feats, final = ec._tensor_outputs(no_head, x)
+    assert isinstance(final, tuple) and torch.equal(final[0], x + 1)
+    assert ec._complexity_target(no_head) is no_head.backbone
+    assert ec._complexity_target(model) is model
+
+
+def test_deploy_params_leave_out_the_side_head():
+    model = torch.nn.Linear(3, 2)
+    assert ec._deploy_params(model) == 8
+    model.side_head = torch.nn.Linear(2, 2)
+    assert ec._deploy_params(model) == 8
+
+
+def test_export_result_counts_flops_of_the_model_by_default():
+    result = ec.ExportResult(None, 'c', 'k', 's', 0.0, 1, 1, 0.0, 0.0, (32, 32))
+    assert result.flops_of == 'model'
+
+
+def test_export_default_tolerance(exported, tmp_path, monkeypatch):
+    root, _, _, _ = exported
+    monkeypatch.setattr(ec, 'max_abs_diff', lambda a, b: 1.5e-5)
+    with pytest.raises(RuntimeError, match=r'differs from the gated one by 1\.5e-05 '
+                                           r'\(tolerance 1e-05\)$'):
+        ec.export_compact(str(root / 'eps_tiny.py'), str(root / 'gated.pth'), str(tmp_path),
+                          shape=(32, 32), count_flops=False)
+    result = ec.export_compact(str(root / 'eps_tiny.py'), str(root / 'gated.pth'),
+                               str(tmp_path), shape=(32, 32), count_flops=False,
+                               tolerance=2e-5)
+    assert result.max_abs_diff == 1.5e-5
+
+
+def test_record_without_a_decision_flag_is_refused(exported, tmp_path):
+    root, gated, record, _ = exported
+    undecided = {k: v for k, v in record.items() if k != 'decided'}
+    torch.save(dict(state_dict=gated.state_dict(), meta=dict(epsilon_resnet=undecided)),
+               tmp_path / 'old.pth')
+    with pytest.raises(ValueError, match='saved before any epoch ended'):
+        ec.export_compact(str(root / 'eps_tiny.py'), str(tmp_path / 'old.pth'), str(tmp_path))
+
+
+def test_mapped_weights_are_loaded_strictly(exported, tmp_path, monkeypatch):
+    root, _, _, _ = exported
+    monkeypatch.setattr(ec, 'compact_state_dict', lambda *args: {})
+    with pytest.raises(KeyError, match='mapped gated weights'):
+        ec.export_compact(str(root / 'eps_tiny.py'), str(root / 'gated.pth'), str(tmp_path),
+                          shape=(32, 32), count_flops=False)
+
+
+def test_export_with_nothing_removed(exported, tmp_path):
+    root, gated, record, _ = exported
+    torch.save(dict(state_dict=gated.state_dict(),
+                    meta=dict(epsilon_resnet=dict(record, discarded=[]))), tmp_path / 'all.pth')
+    result = ec.export_compact(str(root / 'eps_tiny.py'), str(tmp_path / 'all.pth'),
+                               str(tmp_path / 'out'), shape=(32, 32), count_flops=False)
+    assert result.plan.removed == [] and result.params_after == result.params_before
+    assert '# 0/8 blocks removed: none\n' in open(result.config_path).read()
+
+
+CIFAR = """
+default_scope = 'mmpretrain'
+model = dict(
+    type='resvariants.EpsilonImageClassifier',
+    backbone=dict(type='resvariants.PreActResNetCIFAR', depth=20, base_channels=4,
+                  epsilon=2.0),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=4, in_channels=16))
+"""
+
+
+def test_cifar_export_checks_at_32(tmp_path):
+    cfg_path = tmp_path / 'eps_cifar.py'
+    cfg_path.write_text(CIFAR)
+    gated = ec._build_model(Config.fromfile(str(cfg_path)))
+    gated.init_weights()
+    record = dict(blocks=list(find_strict_identity_gates(gated)), decided=True,
+                  discarded=['backbone.layer1.0', 'backbone.layer2.1'])
+    torch.save(dict(state_dict=gated.state_dict(), meta=dict(epsilon_resnet=record)),
+               tmp_path / 'gated.pth')
+    result = ec.export_compact(str(cfg_path), str(tmp_path / 'gated.pth'),
+                               str(tmp_path / 'out'), count_flops=False)
+    assert result.shape == (32, 32) and result.max_abs_diff < 1e-5
+    assert result.plan.first_block_preact
+    snippet = Config.fromfile(result.backbone_snippet_path)
+    assert 'style' not in snippet.compact_det_backbone  # only CompactResNet has a style
+    assert snippet.compact_fpn_in_channels == [4, 8, 16]
+
+
+DETECTOR = """
+default_scope = 'mmdet'
+model = dict(
+    type='FasterRCNN',
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=[0., 0., 0.], std=[1., 1., 1.],
+                           bgr_to_rgb=False, pad_size_divisor=32),
+    backbone=dict(type='resvariants.EpsilonResNet', depth=18, base_channels=8, epsilon=2.0,
+                  out_indices=(0, 1, 2, 3)),
+    neck=dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=8, num_outs=5),
+    rpn_head=dict(type='RPNHead', in_channels=8, feat_channels=8,
+                  anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[1.0],
+                                        strides=[4, 8, 16, 32, 64]),
+                  bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
+                                  target_stds=[1.0] * 4)),
+    roi_head=dict(type='StandardRoIHead',
+                  bbox_roi_extractor=dict(type='SingleRoIExtractor',
+                                          roi_layer=dict(type='RoIAlign', output_size=7,
+                                                         sampling_ratio=0),
+                                          out_channels=8, featmap_strides=[4, 8, 16, 32]),
+                  bbox_head=dict(type='Shared2FCBBoxHead', in_channels=8, fc_out_channels=16,
+                                 roi_feat_size=7, num_classes=2,
+                                 bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                                                 target_means=[0.0] * 4,
+                                                 target_stds=[0.1, 0.1, 0.2, 0.2]))),
+    train_cfg=None,
+    test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7),
+                           min_bbox_size=0),
+                  rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+                            max_per_img=10)))
+"""
+
+
+def test_detector_export_compares_the_backbone_and_neck(tmp_path):
+    cfg_path = tmp_path / 'eps_det.py'
+    cfg_path.write_text(DETECTOR)
+    gated = ec._build_model(Config.fromfile(str(cfg_path)))
+    gated.init_weights()
+    record = dict(blocks=list(find_strict_identity_gates(gated)), decided=True,
+                  discarded=['backbone.layer3.1'])
+    torch.save(dict(state_dict=gated.state_dict(), meta=dict(epsilon_resnet=record)),
+               tmp_path / 'gated.pth')
+    result = ec.export_compact(str(cfg_path), str(tmp_path / 'gated.pth'),
+                               str(tmp_path / 'out'), shape=(64, 64), count_flops=False)
+    assert result.flops_of == 'backbone' and result.max_abs_diff < 1e-5
+    compact_cfg = Config.fromfile(result.config_path)
+    assert compact_cfg.model.type == 'FasterRCNN'
+    assert compact_cfg.model.backbone.type == 'resvariants.CompactResNet'
+
+
+def test_backbone_snippet_restores_the_out_indices():
+    compact = ec._build_model(Config(dict(model=dict(
+        type='ImageClassifier',
+        backbone=dict(type='resvariants.CompactResNet', depth=18, base_channels=8,
+                      out_indices=(3, ), stage_blocks=(2, 2, 2, 2),
+                      shortcut_only_stages=(False, ) * 4),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=64)))))
+    text = ec._backbone_snippet(dict(type='resvariants.CompactResNet', depth=18), 'w.pth',
+                                compact, '# header\n')
+    assert compact.backbone.out_indices == (3, )
+    assert text.startswith('# header\n# Use it in a detector config:\n')
+    assert "compact_checkpoint = 'w.pth'\n" in text
+    assert text.endswith('compact_fpn_in_channels = [8, 16, 32, 64]\n')
