@@ -480,3 +480,81 @@ def test_stage_helpers_with_a_deep_stem_and_stage_attention():
     assert len(expected) == 4
     for a, b in zip(expected, manual):
         torch.testing.assert_close(a, b)
+
+
+# --- exact messages, registration, stage attention (mutation testing, docs/testing.md) -------
+
+def test_the_distiller_is_registered():
+    from resvariants.registry import MODELS
+    assert MODELS.get('StagewiseDistiller') is StagewiseDistiller
+
+
+def test_student_parameters_leave_out_the_teacher(distiller):
+    names = [n for n, _ in distiller._student_named_parameters()]
+    assert names and not any(n.startswith('teacher.') for n in names)
+    assert len(names) == sum(1 for n, _ in distiller.named_parameters()
+                             if not n.startswith('teacher.'))
+
+
+def test_exact_refusal_messages(tmp_path):
+    with pytest.raises(TypeError) as info:
+        StagewiseDistiller(backbone=dict(type='mmpretrain.MobileNetV2'),
+                           teacher=teacher_cfg(), neck=NECK, head=HEAD)
+    assert info.value.args[0] == ('the student backbone (MobileNetV2) is not an mmdet-style '
+                                  'ResNet with res_layers; stage-wise distillation needs one')
+    with pytest.raises(ValueError) as info:
+        StagewiseDistiller(backbone=dict(type='resvariants.PlainResNet', depth=18),
+                           teacher=teacher_cfg(), neck=NECK, head=HEAD)
+    assert info.value.args[0] == 'student has 4 stages, teacher 3'
+    with pytest.raises(TypeError) as info:
+        build_distiller(teacher=dict(teacher_cfg(), type='mmdet.FasterRCNN'))
+    assert info.value.args[0] == ("teacher must be an ImageClassifier config, "
+                                  "got type='FasterRCNN'")
+    path = tmp_path / 'list.pth'
+    torch.save([1, 2], path)
+    with pytest.raises(KeyError) as info:
+        build_distiller(teacher_checkpoint=str(path))
+    assert info.value.args[0] == f'{path} holds no state_dict'
+    bad = tmp_path / 'bad.pth'
+    torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1)}), bad)
+    with pytest.raises(KeyError, match=f'teacher checkpoint {bad}'):
+        build_distiller(teacher_checkpoint=str(bad))
+
+
+def test_prefixed_teacher_type_is_accepted():
+    model = build_distiller(teacher=dict(teacher_cfg(), type='mmpretrain.ImageClassifier'))
+    assert isinstance(model.teacher, ImageClassifier)
+
+
+def test_a_stage_whose_output_does_not_fit_the_teacher_is_named():
+    model = StagewiseDistiller(
+        backbone=dict(type='resvariants.PlainResNet', depth=20, base_channels=8),
+        teacher=teacher_cfg(), neck=NECK, head=dict(HEAD, in_channels=32),
+        init_student_from_teacher=False)
+    model.init_weights()
+    model.set_phase(2)
+    with pytest.raises(RuntimeError) as info:
+        model.loss(batch()['inputs'], None)
+    assert info.value.args[0] == ('stage 2: student output (4, 16, 14, 14) vs teacher '
+                                  '(4, 32, 14, 14)')
+
+
+def test_stage_attention_trains_with_its_stage():
+    teacher = dict(teacher_cfg(), backbone=dict(teacher_cfg()['backbone'], attention='bam'))
+    model = StagewiseDistiller(
+        backbone=dict(type='resvariants.PlainResNet', depth=20, norm_eval=False,
+                      attention='bam'),
+        teacher=teacher, neck=NECK, head=HEAD)
+    model.init_weights()
+    attention = model.backbone.stage_attention(0)
+    assert attention is not None
+    assert model.stage_modules(0) == [model.backbone.layer1, attention]
+    model.set_phase(1)
+    model.train()
+    assert attention.training and not model.backbone.layer2.training
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for p in attention.parameters()} <= trainable
+    assert not {id(p) for p in model.backbone.stage_attention(1).parameters()} & trainable
+    loss = model.loss(batch()['inputs'], None)['loss_stage1_l1']
+    loss.backward()
+    assert all(p.grad is not None for p in attention.parameters())
