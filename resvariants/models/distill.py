@@ -32,7 +32,7 @@ _TEACHER = 'teacher'
 
 def backbone_stem(backbone, x):
     """The stem of an mmdet-style ResNet: (deep) stem conv(s), norm, ReLU, max-pool."""
-    if getattr(backbone, 'deep_stem', False):
+    if backbone.deep_stem:
         x = backbone.stem(x)
     else:
         x = backbone.relu(backbone.norm1(backbone.conv1(x)))
@@ -105,7 +105,7 @@ class StagewiseDistiller(ImageClassifier):
     @staticmethod
     def _build_teacher(cfg):
         cfg = dict(cfg)
-        kind = str(cfg.pop('type', 'ImageClassifier')).split('.')[-1]
+        kind = str(cfg.pop('type', 'ImageClassifier')).rpartition('.')[2]
         if kind != 'ImageClassifier':
             raise TypeError(f'teacher must be an ImageClassifier config, got type={kind!r}')
         cfg.setdefault('data_preprocessor', nn.Identity())  # inputs arrive preprocessed
@@ -159,7 +159,7 @@ class StagewiseDistiller(ImageClassifier):
                     module.eval()
             for module in self.stage_modules(self.phase - 1):
                 module.train()
-                if getattr(self.backbone, 'norm_eval', False):
+                if self.backbone.norm_eval:
                     for norm in module.modules():
                         if isinstance(norm, _BatchNorm):
                             norm.eval()
