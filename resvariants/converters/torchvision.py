@@ -41,7 +41,8 @@ def torchvision_arch_of(backbone_cfg):
         name = f'resnext{depth}_{groups}x{backbone_cfg["base_width"]}d'
     extra = sorted(set(backbone_cfg) - {'type', 'depth', 'groups', 'base_width'})
     if name not in TORCHVISION_ARCHS or extra:
-        raise ArchitectureMismatch(f'{name} {extra or ""} is not a torchvision ResNet '
+        what = f'{name} {extra}' if extra else name
+        raise ArchitectureMismatch(f'{what} is not a torchvision ResNet '
                                    f'(supported: {", ".join(TORCHVISION_ARCHS)})')
     return name
 
