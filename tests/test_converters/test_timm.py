@@ -58,10 +58,19 @@ def test_unsupported_timm_archs_are_refused_with_the_reason(arch, reason):
 
 def test_name_and_weights_must_agree():
     state = timm.create_model('resnet18', pretrained=False).state_dict()
-    with pytest.raises(ArchitectureMismatch, match='not a timm resnet34'):
+    with pytest.raises(ArchitectureMismatch) as info:
         convert_timm_state_dict(state, 'resnet34')
-    with pytest.raises(ArchitectureMismatch, match='deep_stem'):
+    assert info.value.args[0] == ("the checkpoint is not a timm resnet34: (name, weights) "
+                                  "differ in {'depth': (34, 18)}")
+    with pytest.raises(ArchitectureMismatch) as info:
         convert_timm_state_dict(state, 'resnet18d.ra2_in1k')
+    assert info.value.args[0] == ("the checkpoint is not a timm resnet18d.ra2_in1k: (name, "
+                                  "weights) differ in {'deep_stem': (True, False), "
+                                  "'avg_down': (True, False)}")
+    state['layer1.0.foo.weight'] = state['fc.bias']
+    with pytest.raises(KeyError) as info:
+        convert_timm_state_dict(state, 'resnet18')
+    assert info.value.args[0].startswith('1 timm resnet18 keys have no counterpart')
 
 
 def test_depths_outside_the_trunk_are_refused():
