@@ -127,9 +127,9 @@ def test_unconvertible_backbones_are_named(kwargs, error):
 
 
 def test_other_inputs_are_refused():
-    with pytest.raises(ValueError, match='already an RMPlainResNet'):
+    with pytest.raises(ValueError, match='^the backbone is already an RMPlainResNet$'):
         remove_residual(RMPlainResNet(depth=18, base_channels=8))
-    with pytest.raises(TypeError, match='resvariants ResNet'):
+    with pytest.raises(TypeError, match='^expected a resvariants ResNet backbone, got Conv2d$'):
         remove_residual(torch.nn.Conv2d(3, 3, 3))
 
 
@@ -162,6 +162,9 @@ def test_backbone_config_drops_every_residual_only_key():
     assert rm_backbone_config(cfg) == dict(type='resvariants.RMPlainResNet', **kept,
                                            reserve_identity=True)
     assert cfg['attention'] == 'se'  # the argument is not changed
+    nested = dict(type='ResNet', depth=18, norm_cfg=dict(type='BN'))
+    rm_backbone_config(nested)['norm_cfg']['type'] = 'GN'
+    assert nested['norm_cfg'] == dict(type='BN')  # nor what it holds
 
 
 def test_backbone_config_of_every_supported_type():
@@ -244,10 +247,14 @@ def _block(cin, downsample=None):
     return SimpleNamespace(conv1=nn.Conv2d(cin, 4, 1), downsample=downsample)
 
 
-def test_shortcut_weight_of_an_identity_and_a_projection():
-    weight, bias = rr._shortcut_weight(_block(6), 6, 3)
-    assert weight.shape == (6, 6, 3, 3) and not bias.any()
-    torch.testing.assert_close(weight, rr._dirac(6, 3))
+@pytest.mark.parametrize('kernel', [1, 3, 5])
+def test_shortcut_weight_of_an_identity(kernel):
+    weight, bias = rr._shortcut_weight(_block(6), 6, kernel)
+    assert weight.shape == (6, 6, kernel, kernel) and not bias.any()
+    torch.testing.assert_close(weight, rr._dirac(6, kernel))
+
+
+def test_shortcut_weight_of_a_projection():
     conv, bn = nn.Conv2d(6, 8, 1, bias=False), _bn(8)
     weight, bias = rr._shortcut_weight(_block(6, nn.Sequential(conv, bn)), 8, 3)
     folded_w, folded_b = rr._fold(conv, bn)
