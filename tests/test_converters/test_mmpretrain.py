@@ -135,3 +135,21 @@ def test_source_model_is_mmpretrains_own(case, randomize, images):
     with torch.no_grad():
         torch.testing.assert_close(bare(images)[-1], source.backbone(images)[-1])
         assert len(bare(images)) == 1
+
+
+def test_bare_backbone_with_its_head_keeps_the_head_keys(randomize):
+    source = mmpretrain_classifier(dict(type='ResNet', depth=18), num_classes=4)
+    state = {k[len('backbone.'):] if k.startswith('backbone.') else k: v
+             for k, v in source.state_dict().items()}
+    converted, _ = convert_mmpretrain_state_dict(state)
+    assert 'head.fc.weight' in converted and 'backbone.head.fc.weight' not in converted
+    assert torch.equal(converted['head.fc.weight'], source.head.fc.weight)
+
+
+def test_unknown_keys_are_counted_as_mmpretrain_keys():
+    state = mmpretrain_classifier(dict(type='ResNet', depth=18)).state_dict()
+    state['head.layers.pre_logits.weight'] = torch.zeros(1)
+    with pytest.raises(KeyError) as info:
+        convert_mmpretrain_state_dict(state)
+    assert info.value.args[0] == ('1 mmpretrain keys have no counterpart in resvariants.ResNet '
+                                  '(a different architecture?): head.layers.pre_logits.weight')
