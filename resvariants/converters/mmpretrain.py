@@ -92,6 +92,9 @@ def mmpretrain_backbone_cfg(backbone_cfg):
     for key in ('deep_stem', 'avg_down', 'stem_channels', 'base_channels'):
         if key in backbone_cfg:
             cfg[key] = backbone_cfg[key]
+    if 'base_channels' in cfg:
+        # our (mmdet's) stem defaults to base_channels wide, mmpretrain's to 64
+        cfg.setdefault('stem_channels', cfg['base_channels'])
     return cfg
 
 

@@ -110,6 +110,10 @@ def test_backbone_only_drops_neck_and_head():
           stem_channels=32)),
     (dict(depth=18, base_channels=32, stem_channels=32),
      dict(type='ResNet', depth=18, base_channels=32, stem_channels=32)),
+    (dict(depth=18, base_channels=32),  # our stem is base_channels wide, mmpretrain's 64
+     dict(type='ResNet', depth=18, base_channels=32, stem_channels=32)),
+    (dict(depth=50, groups=2, base_width=64),
+     dict(type='ResNeXt', depth=50, groups=2, width_per_group=64)),
 ])
 def test_mmpretrain_backbone_cfg(ours, theirs):
     assert mmpretrain_backbone_cfg(dict(type='resvariants.ResNet', **ours)) == theirs
@@ -153,3 +157,24 @@ def test_unknown_keys_are_counted_as_mmpretrain_keys():
         convert_mmpretrain_state_dict(state)
     assert info.value.args[0] == ('1 mmpretrain keys have no counterpart in resvariants.ResNet '
                                   '(a different architecture?): head.layers.pre_logits.weight')
+
+
+def test_source_model_of_a_narrow_net_and_its_refusals(randomize, images):
+    backbone = dict(type='ResNet', depth=18, base_channels=32, stem_channels=32)  # as ours
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        source = ImageClassifier(backbone=backbone, neck=dict(type='GlobalAveragePooling'),
+                                 head=dict(type='LinearClsHead', num_classes=3,
+                                           in_channels=256))
+    randomize(source)
+    state = source.state_dict()
+    _, backbone_cfg = convert_mmpretrain_state_dict(state)
+    model = source_model(backbone_cfg, state)
+    assert model.head.fc.in_features == 256
+    torch.testing.assert_close(forward_logits(model, images), forward_logits(source, images))
+    headless = {k: v for k, v in state.items() if not k.startswith('head.')}
+    headless['neck.unused'] = torch.zeros(1)  # neck / head keys of a backbone-only file
+    headless['head.layers.unused'] = torch.zeros(1)
+    assert not source_model(backbone_cfg, headless).training
+    del state['backbone.conv1.weight']
+    with pytest.raises(RuntimeError, match='conv1.weight'):
+        source_model(backbone_cfg, state)
