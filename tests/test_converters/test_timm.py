@@ -167,3 +167,36 @@ def test_source_model(randomize):
         assert torch.equal(value, state[key]), key
     headless = {k: v for k, v in state.items() if not k.startswith('fc.')}
     assert source_model('resnet18', headless).num_classes == 0
+
+
+SUPPORTED_TAIL = ('. Supported: (se)resnet{depth}[c|d|s] and (se)resnext{depth}[c|d|s]_{G}x{W}d, '
+                  'depth 18/34/50/101/152')
+
+
+@pytest.mark.parametrize('arch, reasons', [
+    ('resnetaa50', 'anti-aliased downsampling (an average pool after the strided 3x3)'),
+    ('resnetblur50', 'blur-pool anti-aliasing'),
+    ('resnetrs50', 'ResNet-RS (SE with different widths, deep stem variant, no max-pool)'),
+    ('resnet50_gn', 'GroupNorm instead of BatchNorm'),
+    ('ecaresnet50', 'ECA attention'),
+    ('gcresnet50', 'global-context attention of timm'),
+    ('skresnet34', "timm's SKNet (split-input selective kernel), not PytorchInsight's SK*"),
+    ('wide_resnet101', 'wide ResNet bottlenecks'),
+    ('resnet26ts', 'timm "ts" ByobNet-style ResNets; a tiered deep stem (3->24->32->64), which '
+                   'our trunk does not build'),
+    ('resnet50_clip', 'CLIP ResNets (attention pooling, anti-aliased stem)'),
+    ('seresnext26t_32x4d', 'a tiered deep stem (3->24->32->64), which our trunk does not build'),
+])
+def test_every_refusal_reason_in_full(arch, reasons):
+    with pytest.raises(ArchitectureMismatch) as info:
+        parse_timm_arch(arch + '.some_tag')
+    assert info.value.args[0] == (f'timm arch {arch!r} has no exact counterpart in '
+                                  f'resvariants.ResNet: {reasons}' + SUPPORTED_TAIL)
+
+
+def test_signature_stem_follows_base_channels():
+    from resvariants.converters.timm import _backbone_signature
+    assert _backbone_signature(dict(depth=18, base_channels=32))['stem_channels'] == 32
+    assert _backbone_signature(dict(depth=18))['stem_channels'] == 64
+    assert _backbone_signature(dict(depth=18, base_channels=32, stem_channels=16))[
+        'stem_channels'] == 16
