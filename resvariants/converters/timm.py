@@ -61,7 +61,7 @@ def parse_timm_arch(name):
     variant = match['variant']
     return dict(depth=int(match['depth']),
                 groups=int(match['groups'] or 1),
-                base_width=int(match['width'] or 4) if match['groups'] else None,
+                base_width=int(match['width']) if match['groups'] else None,
                 deep_stem=bool(variant),
                 stem_channels=128 if variant == 's' else 64,
                 avg_down=variant == 'd',
