@@ -171,7 +171,7 @@ def _attention_pool_loop(x, weight, bias):
     contexts = []
     for n in range(b):
         flat = x[n].reshape(c, h * w)
-        prob = torch.softmax(weight.view(c) @ flat + bias, dim=0)
+        prob = torch.softmax((weight.view(c, 1) * flat).sum(0) + bias, dim=0)
         contexts.append((flat * prob).sum(1))
     return torch.stack(contexts).view(b, c, 1, 1)
 
@@ -245,3 +245,34 @@ def test_primitive_behaves_as_its_plain_formula(name):
         with context():
             for o, r in zip(_tuple(fused_fn(*inputs)), _tuple(plain_fn(*inputs))):
                 torch.testing.assert_close(o, r)
+
+
+@pytest.mark.parametrize('first', [torch.float32, torch.float64], ids=['x32', 'x64'])
+@pytest.mark.parametrize('name', sorted(PRIMITIVES))
+def test_primitive_with_mixed_dtypes(name, first):
+    """The first input in one float dtype, the others in the other (a float32 activation with
+    float64 gates, or the reverse): the fused function promotes as its plain formula does and
+    returns every gradient in its input's dtype, with the plain formula's values."""
+    fused_fn, plain_fn, make = PRIMITIVES[name]
+    rest = torch.float64 if first == torch.float32 else torch.float32
+
+    def cast(xs):
+        return [x.detach().to(first if i == 0 else rest).requires_grad_()
+                for i, x in enumerate(xs)]
+
+    base = make()
+    inputs, ref = cast(base), cast(base)
+    outs, ref_outs = _tuple(fused_fn(*inputs)), _tuple(plain_fn(*ref))
+    for o, r in zip(outs, ref_outs):
+        # GC's context is computed in the activation's dtype (its 1x1 mask conv, as a conv,
+        # takes no mixed dtypes); the others promote like the plain products
+        assert o.dtype == (inputs[0].dtype if name == '_AttentionPool' else r.dtype)
+        torch.testing.assert_close(o, r.to(o.dtype))
+    weights = [_weights(o, seed=i + 5) for i, o in enumerate(outs)]
+    for os_, xs in ((outs, inputs), (ref_outs, ref)):
+        sum((o * w.to(o.dtype)).sum() for o, w in zip(os_, weights)).backward()
+    for i, (x, r) in enumerate(zip(inputs, ref)):
+        assert x.grad is not None and x.grad.dtype == x.dtype, (name, i)
+        # float32 precision: a float64 gradient may come from float32 arithmetic
+        torch.testing.assert_close(x.grad, r.grad, rtol=1e-5, atol=1e-6,
+                                   msg=lambda m: f'{name} input {i}: {m}')
