@@ -5,7 +5,7 @@
 # reads rank / world size / master node from SLURM_PROCID, SLURM_NTASKS, SLURM_NODELIST.
 # Environment: GPUS (8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS (""),
 # PORT (master port; unset: MASTER_PORT from the environment, else 29500), PYTHON.
-# Example: GPUS=16 tools/slurm_train.sh gpu faster-se configs/syncbn/faster_rcnn_se_r50_syncbn_fpn.py work_dirs/faster-se
+# Example: GPUS=16 tools/slurm_train.sh gpu faster-se configs/faster_rcnn_se_r50_fpn.py work_dirs/faster-se --sync-bn
 set -e
 PARTITION=$1
 JOB_NAME=$2

@@ -1,7 +1,8 @@
 """Train a classifier (mmpretrain config) or a detector (mmdet config).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
-                          [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+                          [--recipe NAME] [--sync-bn] [--cfg-options k=v ...]
+                          [--launcher {none,pytorch,slurm,mpi}]
 """
 import os.path as osp
 import sys
@@ -26,6 +27,14 @@ def parse_args(argv=None):
         help='resume from CKPT, or (no value) from the latest checkpoint in the work dir')
     parser.add_argument('--no-validate', action='store_true',
                         help='do not evaluate during training')
+    parser.add_argument(
+        '--recipe', action='append', metavar='NAME',
+        help='merge a training recipe into the config (configs/_recipes/NAME.py or a file '
+             'that defines recipe_overrides), e.g. imagenet_tricks; repeatable')
+    parser.add_argument(
+        '--sync-bn', nargs='?', const='torch', choices=['torch', 'mmcv'],
+        help="mmdet's -syncbn recipe: every BN synchronized across GPUs (mmengine's sync_bn), "
+             'the backbone BN trained, the lr kept on resume at another world size')
     add_common_args(parser)
     return finish_args(parser.parse_args(argv))
 

@@ -1,7 +1,8 @@
 # The bag-of-tricks recipe of PytorchInsight (imagenet_trickiter.py; docs/architectures.md 1.12 B/D)
-# as a mixin. Its values are named tricks_* so the file can sit beside any ImageNet config in a
-# `_base_` list; a <arch>_tricks_in1k.py config copies them into its model / optim_wrapper /
-# param_scheduler / train_cfg (e.g. configs/imagenet/resnet50_tricks_in1k.py).
+# for any ImageNet config: `tools/train.py CONFIG --recipe imagenet_tricks` merges
+# recipe_overrides (at the end) into CONFIG. Its values are named tricks_* so the file can also
+# sit beside an ImageNet config in a `_base_` list, and a config copies them into its model /
+# optim_wrapper / param_scheduler / train_cfg (configs/imagenet/resnet50_tricks_in1k.py).
 #
 # * Label smoothing 0.1 as the source defines it: target 1 - 0.1 on the true class and
 #   0.1 / (K - 1) on each other class. mmpretrain's LabelSmoothLoss(mode='original') gives
@@ -49,3 +50,8 @@ tricks_param_scheduler = [
          convert_to_iter_based=True),
 ]
 tricks_train_cfg = dict(by_epoch=True, max_epochs=tricks_epochs, val_interval=1)
+
+# what `tools/train.py CONFIG --recipe imagenet_tricks` merges into any ImageNet config
+# (resvariants/engine/recipes.py); configs/imagenet/resnet50_tricks_in1k.py is the same as a file
+recipe_overrides = dict(model=tricks_model, optim_wrapper=tricks_optim_wrapper,
+                        param_scheduler=tricks_param_scheduler, train_cfg=tricks_train_cfg)

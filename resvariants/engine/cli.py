@@ -35,6 +35,12 @@ def load_config(args) -> Config:
         raise FileNotFoundError(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    # training recipes first, so that --cfg-options can still override them
+    from .recipes import apply_recipe, apply_sync_bn
+    for recipe in getattr(args, 'recipe', None) or ():
+        apply_recipe(cfg, recipe)
+    if getattr(args, 'sync_bn', None):
+        apply_sync_bn(cfg, args.sync_bn)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:

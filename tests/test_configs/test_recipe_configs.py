@@ -16,9 +16,10 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
+from resvariants.engine.recipes import apply_recipe, available_recipes
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 IMAGENET = osp.join(REPO, 'configs', 'imagenet')
-TRICKS = sorted(osp.basename(p) for p in glob.glob(osp.join(IMAGENET, '*_tricks_in1k.py')))
 # the PytorchInsight models plus this issue's ones; other configs may add more tricks variants
 COVERED = ['resnet50', 'resnet101', 'se_resnet50', 'se_resnet101', 'sk_resnet50', 'sk_resnet101',
            'cbam_resnet50', 'cbam_resnet101', 'bam_resnet50', 'bam_resnet101', 'gc_resnet50',
@@ -47,34 +48,48 @@ def _source_target(labels, num_classes, eps=0.1):
     return target
 
 
-def test_the_pytorchinsight_and_issue_models_have_tricks_variants():
-    missing = [arch for arch in COVERED if f'{arch}_tricks_in1k.py' not in TRICKS]
+def test_the_recipe_applies_to_every_pytorchinsight_and_issue_model():
+    # `tools/train.py configs/imagenet/<arch>_in1k.py --recipe imagenet_tricks`: one recipe file,
+    # no per-model copies (a static check; loading ~20 configs through mmengine takes ~1 minute)
+    assert available_recipes() == ['imagenet_tricks']
+    missing = [arch for arch in COVERED if not osp.isfile(osp.join(IMAGENET, f'{arch}_in1k.py'))]
     assert not missing
+    assert sorted(osp.basename(p) for p in glob.glob(osp.join(IMAGENET, '*_tricks_in1k.py'))) \
+        == ['resnet50_tricks_in1k.py']
 
 
-@pytest.mark.parametrize('name', TRICKS)
-def test_tricks_config_is_wired_to_its_base_config_and_the_recipe(name):
-    # static check of every variant (loading ~20 configs through mmengine takes ~1 minute)
-    with open(osp.join(IMAGENET, name)) as f:
-        source = f.read()
-    tree = ast.parse(source)
-    assigned = {node.targets[0].id: node.value for node in tree.body
-                if isinstance(node, ast.Assign)}
-    base = name.replace('_tricks_in1k', '_in1k')
-    assert osp.isfile(osp.join(IMAGENET, base))
-    assert ast.literal_eval(assigned.pop('_base_')) == [
-        f'./{base}', '../_recipes/imagenet_tricks.py']
-    for key in ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg'):
-        assert f'{key} = {{{{_base_.tricks_{key}}}}}' in source
-    assert set(assigned) == {'model', 'optim_wrapper', 'param_scheduler', 'train_cfg'}
+def _tricks(arch):
+    return apply_recipe(_config(f'imagenet/{arch}_in1k.py'), 'imagenet_tricks')
 
 
-@pytest.mark.parametrize('name', ['resnet50_tricks_in1k.py', 'srm_resnet101_tricks_in1k.py',
-                                  'oct_resnet50_tricks_in1k.py', 'ws_resnet50_tricks_in1k.py',
-                                  'ed_resnet50-a_tricks_in1k.py'])
-def test_tricks_config_is_its_base_config_plus_the_recipe(name):
-    cfg, base = _config(f'imagenet/{name}'), _config(
-        'imagenet/' + name.replace('_tricks_in1k', '_in1k'))
+def test_the_recipe_flag_and_the_recipe_config_agree():
+    """configs/imagenet/resnet50_tricks_in1k.py (the recipe as a `_base_`) is exactly
+    resnet50_in1k.py with --recipe imagenet_tricks."""
+    as_file = _config('imagenet/resnet50_tricks_in1k.py').to_dict()
+    recipe_variables = [k for k in as_file if k.startswith('tricks_') or k == 'recipe_overrides']
+    assert len(recipe_variables) == 10
+    for key in recipe_variables:
+        del as_file[key]
+    assert _tricks('resnet50').to_dict() == as_file
+
+
+def test_recipe_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        apply_recipe(_config('imagenet/resnet50_in1k.py'), 'tricks')
+    assert info.value.args[0] == ("unknown recipe 'tricks': neither a file nor one of "
+                                  "['imagenet_tricks'] (configs/_recipes/<name>.py)")
+    not_a_recipe = tmp_path / 'plain.py'
+    not_a_recipe.write_text('model = dict(type="X")\n')
+    with pytest.raises(ValueError) as info:
+        apply_recipe(_config('imagenet/resnet50_in1k.py'), str(not_a_recipe))
+    assert info.value.args[0] == (f'{not_a_recipe} is no recipe: it defines no recipe_overrides '
+                                  f'dict (the config keys it sets)')
+
+
+@pytest.mark.parametrize('arch', ['resnet50', 'srm_resnet101', 'oct_resnet50', 'ws_resnet50',
+                                  'ed_resnet50-a'])
+def test_tricks_config_is_its_base_config_plus_the_recipe(arch):
+    cfg, base = _tricks(arch), _config(f'imagenet/{arch}_in1k.py')
     assert cfg.model.backbone == base.model.backbone
     assert cfg.train_dataloader == base.train_dataloader
     loss = cfg.model.head.loss
@@ -89,6 +104,20 @@ def test_tricks_config_is_its_base_config_plus_the_recipe(name):
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'bn': dict(decay_mult=0.)}
     assert cfg.optim_wrapper.get('constructor') == base.optim_wrapper.get('constructor')
     assert cfg.train_cfg.max_epochs == 120
+    assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'CosineAnnealingLR']
+
+
+def test_recipe_comes_before_cfg_options_in_train_py():
+    import sys
+    sys.path.insert(0, REPO)
+    from resvariants.engine.cli import load_config
+    from tools.train import parse_args
+    args = parse_args(['configs/imagenet/se_resnet50_in1k.py', '--recipe', 'imagenet_tricks',
+                       '--cfg-options', 'train_cfg.max_epochs=3'])
+    cfg = load_config(args)
+    assert cfg.train_cfg.max_epochs == 3
+    assert cfg.model.head.loss.type == 'LabelSmoothLoss'
+    assert cfg.model.backbone == _config('imagenet/se_resnet50_in1k.py').model.backbone
 
 
 @pytest.mark.parametrize('path,num_classes', SMOOTHED)
@@ -118,14 +147,13 @@ def test_mixed_targets_give_the_source_mixed_loss():
 
 
 def _narrow_classifier(path):
-    cfg = _config(path)
+    cfg = _tricks(path) if '/' not in path else _config(path)
     cfg.model.backbone.base_channels = 8
     cfg.model.head.in_channels = 256
     return cfg, _mmpretrain_build(cfg.model)
 
 
-@pytest.mark.parametrize('path', ['imagenet/resnet50_tricks_in1k.py',
-                                  'imagenet/srm_resnet50_tricks_in1k.py'])
+@pytest.mark.parametrize('path', ['imagenet/resnet50_tricks_in1k.py', 'srm_resnet50'])
 def test_tricks_decay_exactly_where_the_source_does(path):
     cfg, model = _narrow_classifier(path)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

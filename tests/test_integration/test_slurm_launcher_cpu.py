@@ -1,6 +1,7 @@
 """`--launcher slurm` on CPU nodes: two tools/train.py processes given the variables srun sets
-(SLURM_PROCID 0/1, SLURM_NTASKS 2) form one gloo group and train together; a SyncBN model,
-which torch cannot run on CPU tensors, trains with per-process BN instead (with a warning)."""
+(SLURM_PROCID 0/1, SLURM_NTASKS 2) form one gloo group and train together; a SyncBN model
+(norm_cfg SyncBN, --sync-bn), which torch cannot run on CPU tensors, trains with per-process BN
+instead (with a warning)."""
 import os.path as osp
 import re
 import subprocess
@@ -16,7 +17,7 @@ CFG = 'tests/configs/cls_tiny.py'
 def test_two_slurm_tasks_on_cpu_with_a_syncbn_config(tmp_path):
     port = str(free_port())
     cmd = [sys.executable, 'tools/train.py', CFG, '--launcher', 'slurm', '--work-dir',
-           str(tmp_path), '--cfg-options', 'model.backbone.norm_cfg.type=SyncBN']
+           str(tmp_path), '--sync-bn', '--cfg-options', 'model.backbone.norm_cfg.type=SyncBN']
     procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True,
                               env=tool_env(SLURM_PROCID=str(rank), SLURM_NTASKS='2',
@@ -27,7 +28,9 @@ def test_two_slurm_tasks_on_cpu_with_a_syncbn_config(tmp_path):
     outs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out[-4000:]
-    assert 'SyncBN cannot run on the CPU' in outs[0] and 'model.backbone.norm_cfg' in outs[0]
+    assert 'SyncBN cannot run on the CPU' in outs[0]
+    # both ways of asking for SyncBN are undone: the norm type and --sync-bn's sync_bn
+    assert 'per-process BN in model.backbone.norm_cfg, sync_bn' in outs[0], outs[0][-3000:]
     assert re.search(r'Distributed launcher: slurm', outs[0]), outs[0][-3000:]
     assert 'Distributed training: True' in outs[0], outs[0][-3000:]
     assert osp.isfile(tmp_path / 'iter_4.pth')
