@@ -276,3 +276,90 @@ def test_primitive_with_mixed_dtypes(name, first):
         # float32 precision: a float64 gradient may come from float32 arithmetic
         torch.testing.assert_close(x.grad, r.grad, rtol=1e-5, atol=1e-6,
                                    msg=lambda m: f'{name} input {i}: {m}')
+
+
+# ------------------------------------------- defaults, small maps, partial inputs (primitives)
+
+def test_mean_std_defaults_are_unbiased_with_eps_1e5():
+    """The defaults that SRM relies on: unbiased variance over H x W, eps 1e-5 (a constant map
+    has std sqrt(eps) exactly)."""
+    x = torch.cat([torch.full((1, 1, 3, 4), 2.0, dtype=torch.float64),
+                   _x((1, 1, 3, 4)).detach()], dim=1)
+    for fn in (_fused.mean_std_hw, _fused.mean_std_hw_plain):
+        mean, std = fn(x)
+        torch.testing.assert_close(mean, x.flatten(2).mean(2))
+        assert std[0, 0].item() == pytest.approx(1e-5 ** 0.5, rel=1e-12)
+        assert std[0, 1].item() == pytest.approx(
+            (x[0, 1].flatten().var(unbiased=True).item() + 1e-5) ** 0.5, rel=1e-12)
+
+
+def test_mean_std_biased_gradient_equals_the_formula():
+    x, ref = _x(), _x()
+    w_mean, w_std = _weights(torch.empty(2, 6, dtype=torch.float64), 3), \
+        _weights(torch.empty(2, 6, dtype=torch.float64), 4)
+    for fn, inp in ((_fused.mean_std_hw, x), (_fused.mean_std_hw_plain, ref)):
+        mean, std = fn(inp, 1e-3, False)
+        ((mean * w_mean).sum() + (std * w_std).sum()).backward()
+    flat = ref.detach().flatten(2)
+    torch.testing.assert_close(_fused.mean_std_hw(ref.detach(), 1e-3, False)[1],
+                               (flat.var(2, unbiased=False) + 1e-3).sqrt())
+    _close(x.grad, ref.grad, 'biased std gradient')
+
+
+def test_sge_default_eps_is_1e5():
+    x = _x((1, 6, 2, 2)).detach()
+    weight, bias = _x((1, 3, 1, 1), 1).detach(), _x((1, 3, 1, 1), 2).detach()
+    for fn in (_fused.sge, _fused.sge_plain):
+        _close(fn(x, weight, bias, 3), _sge_loop(x, weight, bias, 3, eps=1e-5), 'default eps')
+        assert not torch.allclose(fn(x, weight, bias, 3), _sge_loop(x, weight, bias, 3, eps=1e-1))
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (1, 2), (2, 1), (1, 3)])
+def test_sge_on_maps_of_one_to_three_positions(hw):
+    """1 position: the unbiased std is undefined, the centred similarity is 0, gate sigmoid(b);
+    2 and 3 positions: the plain loop's values and gradients (fused and library plain)."""
+    x = _x((2, 6, *hw))
+    weight, bias = _x((1, 3, 1, 1), 1), _x((1, 3, 1, 1), 2)
+    if hw == (1, 1):
+        def expected_fn(x, weight, bias):
+            gate = torch.sigmoid(bias).repeat_interleave(2, dim=1)
+            return x * gate
+    else:
+        expected_fn = _sge_loop
+    leaves = []
+    for fn in (lambda *a: _fused.sge(*a, 3), lambda *a: _fused.sge_plain(*a, 3), expected_fn):
+        xs = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+        out = fn(*xs)
+        assert torch.isfinite(out).all()
+        (out * _weights(out, 7)).sum().backward()
+        leaves.append((out.detach(), [t.grad for t in xs]))
+    for out, grads in leaves[:2]:
+        _close(out, leaves[2][0], f'sge output at {hw}')
+        for g, e in zip(grads, leaves[2][1]):
+            if hw == (1, 1) and e is None:
+                continue
+            _close(torch.zeros_like(g) if e is None else g, e if e is not None else g,
+                   f'sge grad at {hw}')
+
+
+def test_double_backward_with_an_input_that_needs_no_gradient():
+    """A gate whose activation is a constant (``x`` needs no gradient): the double backward
+    differentiates only the inputs that need it."""
+    x = _x().detach()
+    leaves = []
+    for fn in (_fused.bam_gate, lambda x, c, s: x * (1 + torch.sigmoid(c * s))):
+        c, s = _x((2, 6, 1, 1), 1), _x((2, 1, 4, 3), 2)
+        out = fn(x, c, s)
+        grads = torch.autograd.grad((out * _weights(out)).sum(), (c, s), create_graph=True)
+        sum(g.square().sum() for g in grads).backward()
+        leaves.append([c.grad, s.grad])
+    for g, e in zip(*leaves):
+        _close(g, e, 'double backward without x')
+
+
+def test_mean_hw_takes_the_fast_backward_only_when_a_gradient_is_needed():
+    x = _x()
+    assert type(_fused.mean_hw(x).grad_fn).__name__ == '_MeanHWBackward'
+    assert _fused.mean_hw(x.detach()).grad_fn is None
+    with torch.no_grad():
+        assert _fused.mean_hw(x).grad_fn is None
