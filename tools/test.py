@@ -8,10 +8,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from resvariants.engine.cli import (add_common_args, build_loop_with_clear_errors,  # noqa: E402
-                                    build_runner, check_checkpoint_file, check_data_paths,
-                                    check_model_types, common_parser,
-                                    finish_args, finish_distributed, load_config)
+from resvariants.engine.config_loading import (add_common_args, build_runner,  # noqa: E402
+                                               common_parser, finish_args, load_config)
+from resvariants.engine.cpu_distributed import (finish_distributed,  # noqa: E402
+                                                start_cpu_process_group)
+from resvariants.engine.preflight import (check_data_paths, check_model_types,  # noqa: E402
+                                          run_with_clear_errors)
+from resvariants.utils.safe_load import read_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -23,30 +26,25 @@ def parse_args(argv=None):
     return finish_args(parser.parse_args(argv))
 
 
-def check_checkpoint_matches_model(runner, checkpoint):
+def check_checkpoint_matches_model(runner, checkpoint, path):
     """Refuse a checkpoint of another model, listing missing / unexpected / mis-shaped keys.
 
     mmengine loads test checkpoints with ``strict=False`` and only logs mismatches, so a wrong
-    checkpoint would be evaluated with random weights. The check reads the keys and shapes
-    weights-only (tensor data memory-mapped); mmengine then loads the file as usual.
+    checkpoint would be evaluated with random weights. ``checkpoint`` is the file as read by
+    :func:`read_checkpoint` (weights-only, tensor data memory-mapped); mmengine then loads the
+    file as usual.
     """
-    import torch
     from mmengine.model import is_model_wrapper
 
     from resvariants.engine.strict_pretrained import compare_state_dicts
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    try:
-        state = torch.load(checkpoint, map_location='cpu', weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) format cannot be memory-mapped
-        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state) if isinstance(state, dict) else None
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
-        raise KeyError(f'{checkpoint} holds no state_dict')
+        raise KeyError(f'{path} holds no state_dict')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     missing, unexpected, mis_shaped = compare_state_dicts(model.state_dict(), state)
     if missing or unexpected or mis_shaped:
-        lines = [f'{checkpoint} does not match the model of the config '
-                 f'({type(model).__name__}):']
+        lines = [f'{path} does not match the model of the config ({type(model).__name__}):']
         for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
                             ('mis-shaped keys', mis_shaped)):
             if keys:
@@ -57,7 +55,8 @@ def check_checkpoint_matches_model(runner, checkpoint):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_checkpoint_file(args.checkpoint)
+    # read once, weights-only and memory-mapped: refused or unreadable files fail here
+    checkpoint = read_checkpoint(args.checkpoint, mmap=True)
     cfg = load_config(args)
     check_model_types(cfg)
     check_data_paths(cfg, ('test_dataloader', ))
@@ -71,10 +70,11 @@ def main(argv=None):
         evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
         evaluator.append(dict(type=metric_type, out_file_path=args.out))
         cfg.test_evaluator = evaluator
+    start_cpu_process_group(cfg)
     runner = build_runner(cfg)
-    check_checkpoint_matches_model(runner, args.checkpoint)
-    build_loop_with_clear_errors(runner, 'test')
-    metrics = runner.test()
+    check_checkpoint_matches_model(runner, checkpoint, args.checkpoint)
+    del checkpoint
+    metrics = run_with_clear_errors(runner, 'test')
     finish_distributed()
     return metrics
 

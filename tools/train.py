@@ -9,11 +9,13 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from resvariants.engine.cli import (add_common_args, build_loop_with_clear_errors,  # noqa: E402
-                                    build_runner, check_checkpoint_file, check_data_paths,
-                                    check_init_checkpoints, check_model_types, common_parser,
-                                    finish_args, finish_distributed, load_config,
-                                    resolve_auto_resume)
+from resvariants.engine.config_loading import (add_common_args, build_runner,  # noqa: E402
+                                               common_parser, finish_args, load_config)
+from resvariants.engine.cpu_distributed import (finish_distributed,  # noqa: E402
+                                                start_cpu_process_group)
+from resvariants.engine.preflight import (check_checkpoint_file, check_data_paths,  # noqa: E402
+                                          check_init_checkpoints, check_model_types,
+                                          resolve_auto_resume, run_with_clear_errors)
 
 
 def parse_args(argv=None):
@@ -68,9 +70,9 @@ def main(argv=None):
     if not cfg.get('resume', False) and cfg.get('load_from', None) and \
             '://' not in cfg.load_from:  # URLs: mmengine downloads and loads weights-only
         check_checkpoint_file(cfg.load_from, 'load_from checkpoint')
+    start_cpu_process_group(cfg)
     runner = build_runner(cfg)
-    build_loop_with_clear_errors(runner, 'train')
-    runner.train()
+    run_with_clear_errors(runner, 'train')
     finish_distributed()
 
 

@@ -138,9 +138,9 @@ def compact_state_dict(gated_state, compact_model, plan, prefix='backbone.'):
 def _build_model(cfg):
     from mmengine.registry import DefaultScope
 
-    from resvariants.engine.cli import _register_scope
+    from resvariants.engine.config_loading import register_scope
     scope = cfg.get('default_scope', 'mmpretrain')
-    _register_scope(scope)
+    register_scope(scope)
     with DefaultScope.overwrite_default_scope(scope):
         if scope == 'mmdet':
             from mmdet.registry import MODELS

@@ -20,9 +20,6 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
-from resvariants.models.backbones.strict_identity import (apply_discard_record,
-                                                          discard_record,
-                                                          find_strict_identity_gates)
 from resvariants.registry import HOOKS
 
 DISCARDED_CNT_KEY = 'epsilon/discarded_cnt'
@@ -36,6 +33,7 @@ def _unwrap(model):
 
 
 def _model_gates(runner):
+    from resvariants.models.backbones.strict_identity import find_strict_identity_gates
     gates = find_strict_identity_gates(_unwrap(runner.model))
     if not gates:
         raise RuntimeError('the model has no strict-identity gates: epsilon hooks need an '
@@ -107,6 +105,7 @@ class EpsilonResNetHook(Hook):
             + (f'; discarded: {", ".join(discarded)}' if discarded else ''))
 
     def before_save_checkpoint(self, runner, checkpoint):
+        from resvariants.models.backbones.strict_identity import discard_record
         _model_gates(runner)
         record = discard_record(_unwrap(runner.model))
         record.update(epsilon=dict(self.target or {}) or None, begin_epoch=self.begin_epoch,
@@ -117,6 +116,7 @@ class EpsilonResNetHook(Hook):
         record = checkpoint.get('meta', {}).get(META_KEY)
         if record is None:
             return
+        from resvariants.models.backbones.strict_identity import apply_discard_record
         apply_discard_record(_unwrap(runner.model), record)
         self.history = list(record.get('history', []))
         if self.history:

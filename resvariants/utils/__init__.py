@@ -1,4 +1,6 @@
 """Utilities: weights-only checkpoint loading, strict pretrained init."""
-from .safe_load import allow_mmengine_checkpoint_types, load_checkpoint_safely
+from .safe_load import (UnsafeCheckpointError, allow_mmengine_checkpoint_types,
+                        load_checkpoint_safely, read_checkpoint)
 
-__all__ = ['allow_mmengine_checkpoint_types', 'load_checkpoint_safely']
+__all__ = ['UnsafeCheckpointError', 'allow_mmengine_checkpoint_types', 'load_checkpoint_safely',
+           'read_checkpoint']

@@ -8,6 +8,7 @@ pickle that would import ``os.system``, say) is still refused by torch.
 """
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import torch
@@ -53,17 +54,44 @@ def _history_buffer_getattr(obj, name):
         f'{name!r}); only HistoryBuffer statistics methods are allowed')
 
 
-def load_checkpoint_safely(path, map_location='cpu'):
-    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or bad files."""
+class UnsafeCheckpointError(RuntimeError):
+    """torch's weights-only unpickler refused the file: it pickles objects beyond tensors and
+    the allow-listed mmengine types, which could run code on load."""
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def read_checkpoint(path, what='checkpoint', map_location='cpu', mmap=False):
+    """``torch.load(path, weights_only=True)`` with errors that name ``what`` and the cause.
+
+    ``mmap=True`` memory-maps the tensor data of a zip-format file (reading keys and shapes
+    then costs no data reads); legacy files are read normally.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the weights-only unpickler refused it (nothing was run).
+        RuntimeError: anything else that prevents reading (truncated, not a checkpoint).
+    """
     allow_mmengine_checkpoint_types()
     if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
+        raise FileNotFoundError(f'{what} not found: {path}')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError / RuntimeError variants
-        if 'Weights only load failed' in str(exc) or 'Unsupported global' in str(exc):
-            raise RuntimeError(
-                f'refusing to load {path}: it is not a plain weights checkpoint (it pickles '
-                f'objects that could run code on load). Details: {str(exc).splitlines()[0]}'
-            ) from None
-        raise RuntimeError(f'cannot read checkpoint {path}: {exc}') from exc
+        return torch.load(path, map_location=map_location, weights_only=True,
+                          mmap=mmap and zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:  # what torch raises for every weights-only refusal
+        raise UnsafeCheckpointError(
+            f'refusing to load {what} {path}: it is not a plain weights checkpoint (it pickles '
+            f'objects that could run code on load). Details: {_first_line(exc)}') from None
+    except Exception as exc:
+        raise RuntimeError(f'cannot read {what} {path} (truncated or not a checkpoint): '
+                           f'{_first_line(exc)}') from None
+
+
+def load_checkpoint_safely(path, map_location='cpu'):
+    """The checkpoint at ``path``, loaded weights-only (see :func:`read_checkpoint`)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint file not found: {path}')
+    return read_checkpoint(path, 'checkpoint', map_location)

@@ -12,8 +12,8 @@ DET = osp.join(REPO, 'configs', 'demo', 'faster-rcnn_r18_fpn_person_det-small.py
 
 @pytest.fixture(scope='module')
 def det_cfg():
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmdet')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmdet')
     return Config.fromfile(DET)
 
 

@@ -10,7 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from resvariants.engine.cli import _register_scope
+from resvariants.engine.config_loading import register_scope
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DATA = os.environ.get('RESVARIANTS_DATA', osp.join(REPO, 'tests', 'data'))
@@ -34,7 +34,7 @@ def load(path):
 
 
 def build_detector(cfg):
-    _register_scope('mmdet')
+    register_scope('mmdet')
     from mmdet.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
         return MODELS.build(cfg.model)
@@ -43,7 +43,7 @@ def build_detector(cfg):
 @pytest.fixture(scope='module')
 def det_small_batches():
     """Two train and two val det_small images, resized to at most 320x256, with masks."""
-    _register_scope('mmdet')
+    register_scope('mmdet')
     from mmdet.datasets import CocoDataset
     from mmengine.dataset import pseudo_collate
     pipeline = [
@@ -112,7 +112,7 @@ def epsilon_compact_dir(tmp_path_factory):
     import importlib.util
 
     from resvariants.models.backbones.strict_identity import find_strict_identity_gates
-    _register_scope('mmpretrain')
+    register_scope('mmpretrain')
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
     out = tmp_path_factory.mktemp('eps')
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from resvariants.engine.cli import _register_scope
+from resvariants.engine.config_loading import register_scope
 from resvariants.models import EDResNet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -42,7 +42,7 @@ def test_imagenet_configs_follow_the_ednet_recipe(name):
 
 def _build_detection_backbone(cfg):
     from mmdet.registry import MODELS
-    _register_scope('mmdet')
+    register_scope('mmdet')
     with DefaultScope.overwrite_default_scope('mmdet'):
         return MODELS.build(cfg)
 
@@ -67,7 +67,7 @@ def test_classifier_weights_with_ed_path_load_strictly_into_the_detector(tmp_pat
     classifier_cfg = Config.fromfile(osp.join(CONFIGS, 'imagenet', 'ed_resnet50_in1k.py')).model
     classifier_cfg.backbone.base_channels = 32
     classifier_cfg.head.in_channels = 1024
-    _register_scope('mmpretrain')
+    register_scope('mmpretrain')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         classifier = MODELS.build(classifier_cfg)
     classifier.init_weights()
@@ -103,7 +103,7 @@ def test_detector_train_step_at_1333x800_on_a_det_small_image():
     from mmengine.optim import OptimWrapper
     root = osp.join(DATA, 'det_small')
     cfg = _slim_detector_cfg('faster_rcnn_ed_r50_fpn')
-    _register_scope('mmdet')
+    register_scope('mmdet')
     with DefaultScope.overwrite_default_scope('mmdet'):
         from mmdet.registry import MODELS
         detector = MODELS.build(cfg.model)

@@ -36,8 +36,8 @@ def _config(path):
 def _mmpretrain_build(cfg):
     from mmpretrain.registry import MODELS
 
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmpretrain')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmpretrain')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(cfg)
 
@@ -110,7 +110,7 @@ def test_tricks_config_is_its_base_config_plus_the_recipe(arch):
 def test_recipe_comes_before_cfg_options_in_train_py():
     import sys
     sys.path.insert(0, REPO)
-    from resvariants.engine.cli import load_config
+    from resvariants.engine.config_loading import load_config
     from tools.train import parse_args
     args = parse_args(['configs/imagenet/se_resnet50_in1k.py', '--recipe', 'imagenet_tricks',
                        '--cfg-options', 'train_cfg.max_epochs=3'])

@@ -15,7 +15,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from resvariants.engine.cli import _register_scope, load_config
+from resvariants.engine.config_loading import load_config, register_scope
 from resvariants.engine.recipes import SYNC_BN_HOOK, apply_sync_bn
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -73,7 +73,7 @@ def test_the_flag_reaches_the_config_before_cfg_options():
 def test_sync_bn_makes_every_backbone_norm_synchronized(variant):
     cfg = apply_sync_bn(load(f'faster_rcnn_{variant}r50_fpn.py'))
     cfg.model.backbone.init_cfg = None
-    _register_scope('mmdet')
+    register_scope('mmdet')
     from mmdet.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
         backbone = MODELS.build(cfg.model.backbone)

@@ -201,8 +201,8 @@ def test_compact_export_initialises_faster_rcnn_with_identical_backbone(trained,
     # the Faster R-CNN config of the project, pointed at this export
     monkeypatch.setenv('EPSILON_COMPACT_DIR', str(out_dir))
     monkeypatch.setenv('RESVARIANTS_DATA', DATA)
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmdet')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmdet')
     det_cfg = Config.fromfile(osp.join(PROJECT, 'faster-rcnn_eps-r50-compact_fpn_det-small.py'))
     assert det_cfg.model.backbone.type == 'resvariants.CompactResNet'
     with DefaultScope.overwrite_default_scope('mmdet'):

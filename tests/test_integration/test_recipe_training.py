@@ -21,7 +21,8 @@ def _train(config, tmp_path, **overrides):
     """Build the config's Runner in this process, train ITERS iterations, return the runner."""
     from mmengine.runner import Runner
 
-    from resvariants.engine.cli import _apply_mmpretrain_loader_defaults, _register_scope
+    from resvariants.engine.config_loading import (apply_mmpretrain_loader_defaults,
+                                                   register_scope)
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', config))
     cfg.merge_from_dict({
         'train_dataloader.batch_size': 8, 'train_dataloader.num_workers': 0,
@@ -34,8 +35,8 @@ def _train(config, tmp_path, **overrides):
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
     cfg.work_dir = str(tmp_path)
     cfg.experiment_name = f'{osp.splitext(config)[0]}_{tmp_path.name}'
-    _apply_mmpretrain_loader_defaults(cfg)
-    _register_scope(cfg.default_scope)
+    apply_mmpretrain_loader_defaults(cfg)
+    register_scope(cfg.default_scope)
     runner = Runner.from_cfg(cfg)
     before = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
     runner.train()

@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
-from resvariants.engine.cli import _register_scope
+from resvariants.engine.config_loading import register_scope
 from resvariants.utils import load_checkpoint_safely
 
 from .utils import DATA, REPO, python_tool
@@ -39,7 +39,7 @@ def det_small_overrides(scale='(320,256)', n_train=4, n_val=4):
 @pytest.fixture(scope='module')
 def sge_classifier_checkpoint(tmp_path_factory):
     """An SGE-ResNet-50 ImageNet classifier checkpoint (what configs/imagenet/ training writes)."""
-    _register_scope('mmpretrain')
+    register_scope('mmpretrain')
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(osp.join(REPO, 'configs/imagenet/sge_resnet50_in1k.py'))
     torch.manual_seed(0)

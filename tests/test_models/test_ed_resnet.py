@@ -261,8 +261,8 @@ def test_norm_eval_and_frozen_stages_cover_the_ed_path():
 @pytest.mark.parametrize('scope', ['mmdet', 'mmpretrain', 'resvariants'])
 def test_builds_from_a_config_dict_in_every_scope(scope):
     from mmengine.registry import MODELS
-    from resvariants.engine.cli import _register_scope
-    _register_scope(scope)
+    from resvariants.engine.config_loading import register_scope
+    register_scope(scope)
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(dict(type='resvariants.EDResNet', depth=50, base_channels=32))
     assert isinstance(model, EDResNet)

@@ -336,13 +336,13 @@ def test_gated_backbone_in_faster_rcnn():
 
     from mmengine.config import Config
 
-    from resvariants.engine.cli import _register_scope
+    from resvariants.engine.config_loading import register_scope
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     cfg = Config.fromfile(osp.join(repo, 'projects', 'epsilon_resnet', 'configs',
                                    'faster-rcnn_eps-r50_fpn_det-small.py'))
     cfg.model.backbone.update(base_channels=16, init_cfg=None)
     cfg.model.neck.in_channels = [64, 128, 256, 512]
-    _register_scope('mmdet')
+    register_scope('mmdet')
     with DefaultScope.overwrite_default_scope('mmdet'):
         from mmdet.registry import MODELS
         detector = MODELS.build(cfg.model)

@@ -22,8 +22,8 @@ def _build_classifier(name):
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmpretrain')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmpretrain')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return MODELS.build(_config('imagenet', name).model)
 
@@ -220,8 +220,8 @@ def test_faster_rcnn_config_trains_on_an_odd_sized_image():
     from mmengine.registry import DefaultScope
     from mmengine.structures import InstanceData
 
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmdet')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmdet')
     cfg = _config('faster_rcnn_oct_r50_fpn.py').model
     cfg.backbone.update(init_cfg=None, base_channels=8)
     cfg.neck.update(in_channels=[32, 64, 128, 256], out_channels=32)

@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from resvariants.engine.cli import check_checkpoint_file, resolve_auto_resume
+from resvariants.engine.preflight import check_checkpoint_file, resolve_auto_resume
 from resvariants.models import ResNet
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

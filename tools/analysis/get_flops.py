@@ -26,7 +26,7 @@ def parse_args(argv=None):
 def build_model_from_config(path, cfg_options=None):
     from mmengine.config import Config
 
-    from resvariants.engine.cli import _register_scope
+    from resvariants.engine.config_loading import register_scope
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
@@ -36,7 +36,7 @@ def build_model_from_config(path, cfg_options=None):
         parser.add_argument('--o', nargs='+', action=DictAction)
         cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
     scope = cfg.get('default_scope', 'mmpretrain')
-    _register_scope(scope)
+    register_scope(scope)
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope(scope):
         if scope == 'mmdet':

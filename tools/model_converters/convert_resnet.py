@@ -177,11 +177,11 @@ def check_config(config_path, state, backbone_cfg):
     from mmengine.registry import DefaultScope
 
     from resvariants.converters.resnet_layout import split_classifier_state
-    from resvariants.engine.cli import _register_scope
+    from resvariants.engine.config_loading import register_scope
     from resvariants.engine.strict_pretrained import load_state_dict_strictly
     cfg = Config.fromfile(config_path)
     scope = cfg.get('default_scope', 'mmpretrain')
-    _register_scope(scope)
+    register_scope(scope)
     registry = importlib.import_module(f'{scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(scope):
         model = registry.build(cfg.model)

@@ -69,8 +69,8 @@ def build_classifier(config):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmpretrain')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmpretrain')
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(config)
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -72,8 +72,8 @@ def build_imagenet_model(arch):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from resvariants.engine.cli import _register_scope
-    _register_scope('mmpretrain')
+    from resvariants.engine.config_loading import register_scope
+    register_scope('mmpretrain')
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'imagenet', f'{arch}_in1k.py'))
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -67,8 +67,8 @@ def load_config(path, cfg_options=None):
 def build_model(model_cfg, scope):
     from mmengine.registry import DefaultScope
 
-    from resvariants.engine.cli import _register_scope
-    _register_scope(scope)
+    from resvariants.engine.config_loading import register_scope
+    register_scope(scope)
     model_cfg = copy.deepcopy(model_cfg)
     backbone = model_cfg.get('backbone', {})
     if isinstance(backbone, dict):

@@ -50,10 +50,10 @@ def build_model(config_path, init_cfg):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
-    from resvariants.engine.cli import _register_scope
+    from resvariants.engine.config_loading import register_scope
     cfg = Config.fromfile(config_path)
     scope = cfg.get('default_scope', 'mmpretrain')
-    _register_scope(scope)
+    register_scope(scope)
     cfg.model.backbone.init_cfg = init_cfg
     registry = importlib.import_module(f'{scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(scope):
