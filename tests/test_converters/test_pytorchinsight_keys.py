@@ -58,6 +58,9 @@ def test_unknown_keys_are_all_counted_and_the_first_20_named():
         convert_pytorchinsight_state_dict({'conv1.weight': torch.zeros(1), **unknown})
     assert info.value.args[0] == ('23 PytorchInsight keys have no mapping: '
                                   + ', '.join(list(unknown)[:20]) + ' ...')
+    with pytest.raises(KeyError) as info:  # 21: one more than named
+        convert_pytorchinsight_state_dict(dict(list(unknown.items())[:21]))
+    assert info.value.args[0].endswith(', extra.19.weight ...')
     few = dict(list(unknown.items())[:20])
     with pytest.raises(KeyError) as info:
         convert_pytorchinsight_state_dict(few)

@@ -363,3 +363,20 @@ def test_mean_hw_takes_the_fast_backward_only_when_a_gradient_is_needed():
     assert _fused.mean_hw(x.detach()).grad_fn is None
     with torch.no_grad():
         assert _fused.mean_hw(x).grad_fn is None
+
+
+def test_channel_scale_with_a_constant_gate_or_a_constant_input():
+    """Only the inputs that need a gradient get one: x * g with g constant (a fixed gate) and
+    with x constant, against autograd's product; the fast backward only when one is needed."""
+    x, gate = _x(), _x((2, 6, 1, 1), 1)
+    out = _fused.channel_scale(x, gate.detach())
+    assert type(out.grad_fn).__name__ == '_ChannelScaleBackward'
+    weights = _weights(out)
+    (out * weights).sum().backward()
+    _close(x.grad, (weights * gate.detach()), 'x grad with a constant gate')
+    out = _fused.channel_scale(x.detach(), gate)
+    (out * weights).sum().backward()
+    _close(gate.grad, (weights * x.detach()).sum((2, 3), keepdim=True), 'gate grad')
+    assert _fused.channel_scale(x.detach(), gate.detach()).grad_fn is None
+    with torch.no_grad():
+        assert _fused.channel_scale(x, gate).grad_fn is None

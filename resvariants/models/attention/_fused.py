@@ -161,8 +161,9 @@ class _BAMGate(Function):
         flat = dz.view(b, c, h * w)
         d_channel = torch.bmm(flat, spatial.reshape(b, h * w, 1).to(dz.dtype))
         d_spatial = torch.bmm(channel.reshape(b, 1, c).to(dz.dtype), flat)
-        dx = torch.addcmul(grad, grad, gate, out=dz) if dz.dtype == grad.dtype else \
-            torch.addcmul(grad, grad, gate)
+        # dz has grad's dtype (autograd hands the backward a gradient in the output's dtype,
+        # the promoted one of x and gate), so it can take dx
+        dx = torch.addcmul(grad, grad, gate, out=dz)
         return (dx, d_channel.view(channel.shape).to(channel.dtype),
                 d_spatial.view(spatial.shape).to(spatial.dtype))
 
@@ -242,8 +243,8 @@ class _SGE(Function):
         d_sim -= scale * d_t_sum / n
         d_sim = d_sim.view(b * groups, 1, n).to(grouped.dtype)
         d_mean = torch.bmm(grouped, d_sim.transpose(1, 2))  # (BG, cg, 1)
-        dx = torch.mul(grad, gate.view(b * groups, 1, n).to(grad.dtype),
-                       out=scratch if scratch.dtype == grad.dtype else None)
+        # scratch = grad * x has grad's dtype (the output's: promoted from x and the gate)
+        dx = torch.mul(grad, gate.view(b * groups, 1, n).to(grad.dtype), out=scratch)
         dx.baddbmm_(mean.to(dx.dtype), d_sim.to(dx.dtype))
         dx += (d_mean / n).to(dx.dtype)
         return (dx.view(b, c, h, w), d_weight.to(weight.dtype), d_bias.to(weight.dtype), None,
