@@ -14,7 +14,7 @@ from resvariants.engine.cpu_distributed import (finish_distributed,  # noqa: E40
                                                 start_cpu_process_group)
 from resvariants.engine.preflight import (check_data_paths, check_model_types,  # noqa: E402
                                           run_with_clear_errors)
-from resvariants.utils.safe_load import read_checkpoint  # noqa: E402
+from resvariants.utils.safe_load import read_checkpoint, state_dict_of  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -36,21 +36,12 @@ def check_checkpoint_matches_model(runner, checkpoint, path):
     """
     from mmengine.model import is_model_wrapper
 
-    from resvariants.engine.strict_pretrained import compare_state_dicts
+    from resvariants.engine.strict_pretrained import mismatch_report
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise KeyError(f'{path} holds no state_dict')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    missing, unexpected, mis_shaped = compare_state_dicts(model.state_dict(), state)
-    if missing or unexpected or mis_shaped:
-        lines = [f'{path} does not match the model of the config ({type(model).__name__}):']
-        for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                            ('mis-shaped keys', mis_shaped)):
-            if keys:
-                lines.append(f'  {len(keys)} {title}: ' + ', '.join(keys[:20])
-                             + (' ...' if len(keys) > 20 else ''))
-        raise KeyError('\n'.join(lines))
+    report = mismatch_report(model, state_dict_of(checkpoint, path),
+                             f'{path} (the model of the config)')
+    if report is not None:
+        raise KeyError(report)
 
 
 def main(argv=None):

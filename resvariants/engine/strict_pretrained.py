@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
-from resvariants.utils.safe_load import load_checkpoint_safely
+from resvariants.utils.safe_load import load_checkpoint_safely, state_dict_of
 
 
 def missing_checkpoint_error(path, initializer='StrictPretrained',
@@ -41,17 +41,26 @@ def compare_state_dicts(model_state, loaded_state):
     return missing, unexpected, mis_shaped
 
 
+def mismatch_report(module, state_dict, source='checkpoint'):
+    """None if ``state_dict`` fits ``module`` key for key and shape, else a message listing
+    the missing, unexpected and mis-shaped keys (20 of each at most)."""
+    missing, unexpected, mis_shaped = compare_state_dicts(module.state_dict(), state_dict)
+    if not (missing or unexpected or mis_shaped):
+        return None
+    lines = [f'{source} does not match {type(module).__name__}:']
+    for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
+                        ('mis-shaped keys', mis_shaped)):
+        if keys:
+            lines.append(f'  {len(keys)} {title}: ' + ', '.join(keys[:20])
+                         + (' ...' if len(keys) > 20 else ''))
+    return '\n'.join(lines)
+
+
 def load_state_dict_strictly(module, state_dict, source='checkpoint'):
     """Load ``state_dict`` into ``module``; raise with every key problem listed."""
-    missing, unexpected, mis_shaped = compare_state_dicts(module.state_dict(), state_dict)
-    if missing or unexpected or mis_shaped:
-        lines = [f'{source} does not match {type(module).__name__}:']
-        for title, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                            ('mis-shaped keys', mis_shaped)):
-            if keys:
-                lines.append(f'  {len(keys)} {title}: ' + ', '.join(keys[:20])
-                             + (' ...' if len(keys) > 20 else ''))
-        raise KeyError('\n'.join(lines))
+    report = mismatch_report(module, state_dict, source)
+    if report is not None:
+        raise KeyError(report)
     module.load_state_dict(state_dict, strict=True)
 
 
@@ -62,12 +71,9 @@ class StrictPretrainedInit(PretrainedInit):
     def __call__(self, module):
         if isinstance(self.checkpoint, str) and not osp.isfile(self.checkpoint):
             raise missing_checkpoint_error(self.checkpoint, 'StrictPretrained')
-        checkpoint = load_checkpoint_safely(self.checkpoint, map_location=self.map_location)
-        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
-            raise KeyError(f'{self.checkpoint} holds no state_dict')
-        state = {k[len('module.'):] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
+        state = state_dict_of(
+            load_checkpoint_safely(self.checkpoint, map_location=self.map_location),
+            self.checkpoint)
         if self.prefix:
             prefix = self.prefix if self.prefix.endswith('.') else self.prefix + '.'
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -23,7 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.engine.strict_pretrained import load_state_dict_strictly
 from resvariants.registry import MODELS
-from resvariants.utils.safe_load import load_checkpoint_safely
+from resvariants.utils.safe_load import load_checkpoint_safely, state_dict_of
 
 __all__ = ['StagewiseDistiller', 'backbone_stem', 'backbone_stage']
 
@@ -197,12 +197,7 @@ class StagewiseDistiller(ImageClassifier):
 
     def load_teacher(self, path):
         """Load a classifier checkpoint strictly into the teacher."""
-        checkpoint = load_checkpoint_safely(path, map_location='cpu')
-        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
-            raise KeyError(f'{path} holds no state_dict')
-        state = {k[len('module.'):] if k.startswith('module.') else k: v
-                 for k, v in state.items()}
+        state = state_dict_of(load_checkpoint_safely(path, map_location='cpu'), path)
         load_state_dict_strictly(self.teacher, state, source=f'teacher checkpoint {path}')
         print_log(f'StagewiseDistiller: teacher loaded from {path}', logger='current')
 

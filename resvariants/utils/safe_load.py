@@ -9,6 +9,7 @@ pickle that would import ``os.system``, say) is still refused by torch.
 import os
 import pickle
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -95,3 +96,19 @@ def load_checkpoint_safely(path, map_location='cpu'):
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint file not found: {path}')
     return read_checkpoint(path, 'checkpoint', map_location)
+
+
+def state_dict_of(checkpoint, source='checkpoint'):
+    """The state dict of a loaded checkpoint: ``checkpoint['state_dict']`` (mmengine, timm,
+    PytorchInsight), ``checkpoint['model']`` (torchvision's reference scripts) or the bare
+    dict, with a DataParallel ``module.`` prefix removed from its keys."""
+    state = checkpoint
+    if isinstance(checkpoint, dict):
+        for key in ('state_dict', 'model'):
+            if key in checkpoint:
+                state = checkpoint[key]
+                break
+    if not isinstance(state, dict) or not state:
+        raise KeyError(f'{source} holds no state_dict')
+    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+                       for k, v in state.items())

@@ -131,3 +131,18 @@ def test_strict_pretrained_is_not_overwritten_by_module_inits(attention, tmp_pat
     dst.init_weights()
     for key, value in src.state_dict().items():
         torch.testing.assert_close(dst.state_dict()[key], value, msg=key)
+
+
+def test_state_dict_of_every_checkpoint_layout():
+    from resvariants.utils import state_dict_of
+    w = torch.zeros(2)
+    for checkpoint in ({'state_dict': {'module.a': w}, 'meta': {}},  # mmengine / DataParallel
+                       {'model': {'a': w}, 'optimizer': {}},  # torchvision reference scripts
+                       {'a': w}):  # a bare release
+        state = state_dict_of(checkpoint, 'x.pth')
+        assert list(state) == ['a'] and state['a'] is w
+    assert list(state_dict_of({'backbone.module.a': w})) == ['backbone.module.a']
+    for bad in ([w], {}, {'state_dict': [w]}, {'state_dict': {}}):
+        with pytest.raises(KeyError) as info:
+            state_dict_of(bad, 'x.pth')
+        assert info.value.args[0] == 'x.pth holds no state_dict'

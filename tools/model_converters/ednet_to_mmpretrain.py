@@ -34,11 +34,9 @@ def convert(src, dst, config=None):
     from resvariants.converters import convert_ednet_state_dict, infer_ednet_arch
     from resvariants.engine.atomic_backend import atomic_write
     from resvariants.engine.strict_pretrained import load_state_dict_strictly
-    from resvariants.utils import load_checkpoint_safely
+    from resvariants.utils import load_checkpoint_safely, state_dict_of
     checkpoint = load_checkpoint_safely(src, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise KeyError(f'{src} holds no state_dict')
+    state = state_dict_of(checkpoint, src)
     arch, branch_ratio = infer_ednet_arch(state)
     if config is None:
         if abs(branch_ratio - 1) > 1e-6:

@@ -38,11 +38,9 @@ def convert(src, dst, arch=None):
                                         pytorchinsight_arch_candidates)
     from resvariants.engine.atomic_backend import atomic_write
     from resvariants.engine.strict_pretrained import load_state_dict_strictly
-    from resvariants.utils import load_checkpoint_safely
+    from resvariants.utils import load_checkpoint_safely, state_dict_of
     checkpoint = load_checkpoint_safely(src, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise KeyError(f'{src} holds no state_dict')
+    state = state_dict_of(checkpoint, src)
     if arch is None:
         arch = infer_pytorchinsight_arch(state)  # refuses an ambiguous layout, naming --arch
     elif arch not in PI_ARCHS:

@@ -82,12 +82,8 @@ def build_model(model_cfg, scope):
 
 
 def read_state_dict(path):
-    from resvariants.utils import load_checkpoint_safely
-    checkpoint = load_checkpoint_safely(path, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise KeyError(f'{path} holds no state_dict')
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    from resvariants.utils import load_checkpoint_safely, state_dict_of
+    return state_dict_of(load_checkpoint_safely(path, map_location='cpu'), path)
 
 
 def max_abs_diff(a, b):
