@@ -92,6 +92,10 @@ def test_rename_or_fail():
     with pytest.raises(KeyError) as info:
         rl.rename_or_fail({'b': 1}, rules, 'src')
     assert info.value.args[0].endswith('(a different architecture?): b')
+    for count, tail in ((12, 'k11'), (13, 'k11 ...')):  # ' ...' only when some are not named
+        with pytest.raises(KeyError) as info:
+            rl.rename_or_fail(OrderedDict(list(unknown.items())[:count]), rules, 'src')
+        assert info.value.args[0].endswith(f'k10, {tail}')
 
 
 @pytest.mark.parametrize('kwargs, expected', [
@@ -107,9 +111,13 @@ def test_rename_or_fail():
     (dict(depth=50, base_channels=32, stem_channels=64),
      dict(depth=50, base_channels=32, stem_channels=64)),
     (dict(depth=101, groups=64, base_width=4), dict(depth=101, groups=64, base_width=4)),
+    (dict(depth=50, groups=2, base_width=32), dict(depth=50, groups=2, base_width=32)),
 ])
 def test_infer_backbone_cfg(kwargs, expected):
-    assert rl.infer_backbone_cfg(_keys(**kwargs)) == dict(type='resvariants.ResNet', **expected)
+    cfg = rl.infer_backbone_cfg(_keys(**kwargs))
+    assert cfg == dict(type='resvariants.ResNet', **expected)
+    # integer counts, as the trunk's arguments are (16.0 == 16 would pass the comparison)
+    assert all(type(v) is int for k, v in cfg.items() if k in ('groups', 'base_width'))
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -129,6 +137,7 @@ def test_infer_ed_resnet():
     assert narrow == dict(type='resvariants.EDResNet', depth=50, branch_ratio=0.5)
     grouped = rl.infer_backbone_cfg(EDResNet(depth=50, ed_groups=16).state_dict())
     assert grouped == dict(type='resvariants.EDResNet', depth=50, ed_groups=16)
+    assert type(grouped['ed_groups']) is int
 
 
 def test_refused_layouts():
@@ -250,3 +259,23 @@ def test_save_converted(tmp_path):
     assert rl.save_converted({'w': torch.ones(2)}, path, meta=dict(a=1)) == path
     loaded = load_checkpoint_safely(path)
     assert loaded['meta'] == dict(a=1) and torch.equal(loaded['state_dict']['w'], torch.ones(2))
+
+
+def test_refusal_labels_and_cuts():
+    with pytest.raises(KeyError) as info:
+        rl.extract_state_dict([1])  # the default label
+    assert info.value.args[0] == 'checkpoint holds no state dict (got list)'
+    meta = {f'k{i:02d}': i for i in range(12)}
+    with pytest.raises(KeyError) as info:
+        rl.extract_state_dict(meta, source='c.pth')
+    assert info.value.args[0] == ('c.pth holds no tensors; top-level keys: '
+                                  + str([f'k{i:02d}' for i in range(10)]))
+
+
+def test_block_counts_stop_at_the_first_missing_stage():
+    """A trunk without layer3 has two stages (layer4 after the gap is not counted)."""
+    state = {k: v for k, v in _keys(depth=18).items() if not k.startswith('layer3.')}
+    with pytest.raises(rl.ArchitectureMismatch) as info:
+        rl.infer_backbone_cfg(state)
+    assert info.value.args[0].startswith('basic-block stages with (2, 2) blocks are not a '
+                                         'depth of our trunk')
