@@ -10,6 +10,13 @@ import torch
 from resvariants.models.attention import SKFusion, attention_types
 
 TYPES = sorted(attention_types())
+#: the modules reproduced from the sources (docs/architectures.md 1.2-1.8): their initial state,
+#: parameter shapes and plugin names are pinned module by module; a new module brings its own
+#: formula test and is checked by every registry-driven test
+SOURCE_TYPES = ('BAM', 'CBAM', 'GCBlock', 'SEModule', 'SGE', 'SKFusion', 'SRM')
+#: modules with a hand-written fast path beside their plain formula (a ``fused`` argument)
+FUSED_TYPES = [name for name in TYPES
+               if 'fused' in inspect.signature(attention_types()[name].__init__).parameters]
 #: a ResNet-50 with base width 16 (stage widths 64..512): small, every variant builds; no
 #: zero-gamma (mmdet's default), as the ImageNet configs and PytorchInsight (docs/architectures.md
 #: 1.1), so each block's residual branch, attention included, is live at init

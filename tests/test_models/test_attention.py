@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from resvariants.models.attention import (BAM, CBAM, SGE, SRM, ATTENTION_ALIASES,
-                                          SEModule, SKFusion, build_attention)
+from resvariants.models.attention import (BAM, CBAM, SGE, SRM, SEModule, SKFusion,
+                                          attention_aliases, build_attention)
 
 
 def _randomise(module):
@@ -125,7 +125,7 @@ def test_sk_fusion_softmax_selection():
     assert m.conv_fc1.out_channels == 2  # no floor on the reduction
 
 
-@pytest.mark.parametrize('name', sorted(ATTENTION_ALIASES))
+@pytest.mark.parametrize('name', sorted(attention_aliases()))
 def test_factory_builds_every_alias_shape_preserving(name):
     m = build_attention(name, 128).eval()
     x = torch.randn(2, 128, 6, 5)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch.autograd import Function, gradcheck, gradgradcheck
 
-from _attention_cases import TYPES, build, call, make_inputs, randomise
+from _attention_cases import FUSED_TYPES, TYPES, build, call, make_inputs, randomise
 from resvariants.models.attention import _fused
 
 SHAPE = (2, 32, 8, 8)
@@ -60,7 +60,7 @@ def _compare(fused, plain, inputs, ref_inputs):
 
 
 @pytest.mark.parametrize('train', [True, False])
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', FUSED_TYPES)
 def test_fused_equals_plain_formula(name, train):
     fused, plain = _pair(name, train=train)
     inputs = make_inputs(fused, SHAPE, torch.float64)
@@ -69,7 +69,7 @@ def test_fused_equals_plain_formula(name, train):
     _compare(fused, plain, inputs, ref_inputs)
 
 
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', FUSED_TYPES)
 def test_second_backward_through_a_retained_graph(name):
     """``loss.backward(retain_graph=True); loss.backward()`` accumulates twice the gradient
     (the defect: CBAM's function raised "backward through the graph a second time")."""
@@ -85,7 +85,7 @@ def test_second_backward_through_a_retained_graph(name):
         _close(x.grad, 2 * r.grad, 'twice the single gradient')
 
 
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', FUSED_TYPES)
 def test_double_backward_equals_plain_formula(name):
     """A gradient penalty: d/d(x, params) of |d loss / d x|^2, fused vs plain."""
     fused, plain = _pair(name)
@@ -128,7 +128,7 @@ def test_gradgradcheck_float64(name):
 
 @pytest.mark.parametrize('mode', ['no_grad', 'inference_mode'])
 @pytest.mark.parametrize('train', [True, False])
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', FUSED_TYPES)
 def test_no_grad_and_inference_mode(name, train, mode):
     fused, plain = _pair(name, train=train, dtype=torch.float32)
     inputs = make_inputs(fused, SHAPE, requires_grad=False)

@@ -4,19 +4,22 @@ import pytest
 from mmengine.registry import DefaultScope
 
 from resvariants.models.attention import factory
-from resvariants.models.attention import (ATTENTION_ALIASES, STAGE_ATTENTIONS, attention_names,
-                                          attention_types, build_attention, check_plugin_cfgs,
+from resvariants.models.attention import (attention_aliases, attention_names,
+                                          attention_placement, attention_types, build_attention, check_plugin_cfgs,
                                           normalize_attention_cfg)
 
 VALID = ('BAM, CBAM, GCBlock, SEModule, SGE, SRM, bam, cbam, contextblock, gc, se, sge, srm')
 
 
 def test_aliases_and_names():
-    assert ATTENTION_ALIASES == {'se': 'SEModule', 'cbam': 'CBAM', 'bam': 'BAM',
+    assert attention_aliases() == {'se': 'SEModule', 'cbam': 'CBAM', 'bam': 'BAM',
                                  'gc': 'GCBlock', 'contextblock': 'GCBlock', 'sge': 'SGE',
                                  'srm': 'SRM'}
     assert ', '.join(attention_names()) == VALID
-    assert STAGE_ATTENTIONS == ('BAM', )
+    assert {n: attention_placement(n) for n in attention_types()} == {
+        'BAM': 'stage', 'CBAM': 'block', 'GCBlock': 'block', 'SEModule': 'block', 'SGE': 'block',
+        'SKFusion': 'branches', 'SRM': 'block'}
+    assert attention_placement('NonLocal2d') == 'block'  # mmcv's plugins go into blocks
     assert set(attention_types()) == {'BAM', 'CBAM', 'GCBlock', 'SEModule', 'SGE',
                                       'SKFusion', 'SRM'}
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from mmcv.cnn import build_plugin_layer
 
-from _attention_cases import TYPES, build, call, make_inputs, randomise
+from _attention_cases import (FUSED_TYPES, SOURCE_TYPES, TYPES, build, call, make_inputs,
+                              randomise)
 from resvariants.models.attention import attention_types
 from test_attention_init import INITIAL_STATE
 
@@ -20,11 +21,11 @@ PLUGIN_NAMES = {'BAM': 'bam', 'CBAM': 'cbam', 'GCBlock': 'context_block',
 FUSED_MODULE = 'resvariants.models.attention._fused'
 
 
-def test_every_attention_has_a_plugin_name():
-    assert set(PLUGIN_NAMES) == set(TYPES)
+def test_every_source_attention_has_a_plugin_name():
+    assert set(PLUGIN_NAMES) == set(SOURCE_TYPES)
 
 
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', SOURCE_TYPES)
 def test_plugin_layer_name(name):
     kwargs = dict(groups=4) if name == 'SGE' else {}
     layer_name, layer = build_plugin_layer(dict(type=name, **kwargs), postfix='_after_conv3',
@@ -38,7 +39,7 @@ def test_in_channels_is_recorded(name):
     assert build(name, channels=48).in_channels == 48
 
 
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', SOURCE_TYPES)
 def test_init_weights_restores_the_source_initialisation(name):
     """After random parameters (as a checkpoint would leave them), ``init_weights()`` gives
     the state docs/architectures.md specifies again (statistics pooled over 16 modules, as in a trunk; BN
@@ -88,7 +89,7 @@ class _RecordedFunction:
 
 
 @pytest.mark.parametrize('fused', [True, False])
-@pytest.mark.parametrize('name', TYPES)
+@pytest.mark.parametrize('name', FUSED_TYPES)
 def test_fused_flag_selects_the_forward_path(name, fused, monkeypatch):
     """``fused=True`` runs every fast function its module imports, ``fused=False`` none of
     them; both give the same values (CBAM's fast path is the autograd Function of cbam.py,

@@ -37,7 +37,7 @@ from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import resvariants.models  # noqa: F401  (registers the backbones and attention modules)
-from resvariants.models.attention import (STAGE_ATTENTIONS, attention_names,
+from resvariants.models.attention import (attention_names, attention_placement,
                                           normalize_attention_cfg)
 from resvariants.registry import MODELS
 
@@ -114,7 +114,7 @@ class Case:
 
     @property
     def stage_attention(self):
-        return self.attention_cfg is not None and self.attention_cfg['type'] in STAGE_ATTENTIONS
+        return self.attention_cfg is not None and attention_placement(self.attention_cfg['type']) == 'stage'
 
     def config(self, **overrides):
         cfg = dict(type=self.backbone, **self.kwargs)

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.models import ResNet
-from resvariants.models.attention import ATTENTION_ALIASES
+from resvariants.models.attention import attention_aliases
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VARIANTS = ['resnet', 'se_resnet', 'sk_resnet', 'cbam_resnet', 'bam_resnet', 'gc_resnet',
@@ -48,7 +48,7 @@ def test_basic_block_depths_take_attention(attention, reference_figures):
 
 
 @pytest.mark.parametrize('out_indices', [(0, ), (3, ), (0, 1, 2, 3), (1, 2)])
-@pytest.mark.parametrize('attention', [None] + sorted(ATTENTION_ALIASES))
+@pytest.mark.parametrize('attention', [None] + sorted(attention_aliases()))
 def test_output_shapes(attention, out_indices):
     model = ResNet(depth=50, base_channels=16, attention=attention, out_indices=out_indices)
     model.eval()

@@ -1,17 +1,16 @@
-"""Insertable attention modules, one per file, and the factory that builds them by name."""
-from .bam import BAM
-from .cbam import CBAM
-from .factory import (ATTENTION_ALIASES, STAGE_ATTENTIONS, attention_names, attention_types,
+"""Insertable attention modules, one per file, and the factory that builds them by name.
+
+Every module file of this package is imported and its registered classes exported here
+(``from resvariants.models.attention import SGE``): a new module is one new file.
+"""
+from .factory import (attention_aliases, attention_names, attention_placement, attention_types,
                       build_attention, check_plugin_cfgs, normalize_attention_cfg,
                       register_attention)
-from .gc import GCBlock
-from .se import SEModule
-from .sge import SGE
-from .sk import SKFusion
-from .srm import SRM
+
+globals().update(attention_types())
 
 __all__ = [
-    'BAM', 'CBAM', 'GCBlock', 'SEModule', 'SGE', 'SKFusion', 'SRM', 'ATTENTION_ALIASES',
-    'STAGE_ATTENTIONS', 'attention_names', 'attention_types', 'build_attention',
-    'check_plugin_cfgs', 'normalize_attention_cfg', 'register_attention'
+    *attention_types(), 'attention_aliases', 'attention_names', 'attention_placement',
+    'attention_types', 'build_attention', 'check_plugin_cfgs', 'normalize_attention_cfg',
+    'register_attention'
 ]

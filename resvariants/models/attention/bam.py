@@ -21,7 +21,7 @@ from ._norm import safe_batch_norm
 from .factory import register_attention
 
 
-@register_attention
+@register_attention(aliases=('bam', ), placement='stage')
 class BAM(BaseModule):
     """Channel x spatial attention applied to a stage output.
 

@@ -21,7 +21,7 @@ from .factory import register_attention
 
 
 
-@register_attention
+@register_attention(aliases=('cbam', ))
 class CBAM(BaseModule):
     """Convolutional block attention module (channel gate then spatial gate).
 

@@ -4,52 +4,74 @@
 a shape-preserving module; blocks take a config and never import concrete classes.
 """
 import copy
+import importlib
+import pkgutil
+import sys
 
 from resvariants.registry import PLUGIN_MODELS as ROOT_MODELS
 
-#: short names accepted in configs -> registered type names
-ATTENTION_ALIASES = {
-    'se': 'SEModule',
-    'cbam': 'CBAM',
-    'bam': 'BAM',
-    'gc': 'GCBlock',  # mmcv's GCNet ContextBlock with a fused attention pooling (gc.py)
-    'contextblock': 'GCBlock',  # type='ContextBlock' in configs: same keys and maths
-    'sge': 'SGE',
-    'srm': 'SRM',
-}
-#: names that mean selective kernel, which is ``sk=dict(...)``, not ``attention=``
-SK_NAMES = ('sk', 'sknet', 'skfusion', 'selective_kernel', 'selectivekernel')
-#: modules that go after a whole stage rather than inside each block
-STAGE_ATTENTIONS = ('BAM', )
-#: default keyword arguments that reproduce the PytorchInsight settings
-ATTENTION_DEFAULTS = {
-    'GCBlock': dict(ratio=1. / 16),  # also type='ContextBlock', an alias of GCBlock
-}
+#: where a module goes: after the last norm of each block, after a whole stage (BAM), or
+#: as the fusion of a block's branches (SK: ``sk=dict(...)``, not ``attention=``)
+PLACEMENTS = ('block', 'stage', 'branches')
+
+#: type name -> dict(cls, aliases, placement, defaults), filled by ``register_attention``
+_ATTENTIONS = {}
 
 
-#: every attention module class of resvariants, by registered type name (``register_attention``)
-_ATTENTION_CLASSES = {}
+def register_attention(cls=None, *, aliases=(), placement='block', defaults=None):
+    """Class decorator: register an attention module in mmengine's root ``MODELS`` (so mmdet's
+    ResNet ``plugins=`` finds it from any scope) and declare how configs name and place it.
 
+    Args:
+        aliases (tuple[str]): Short, case-insensitive names for ``attention=`` (``'se'``).
+        placement (str): ``'block'`` (after the last norm of every block, the default),
+            ``'stage'`` (after each stage of ``attention_stages``, default stages 1-3) or
+            ``'branches'`` (fuses a block's branches; built by the block, not ``attention=``).
+        defaults (dict | None): Keyword arguments filled in when a config omits them.
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f'placement must be one of {PLACEMENTS}, got {placement!r}')
 
-def register_attention(cls):
-    """Class decorator: register ``cls`` in mmengine's root ``MODELS`` (so mmdet's ResNet
-    ``plugins=`` finds it from any scope) and record it as one of resvariants' attention
-    modules (:func:`attention_types`)."""
-    ROOT_MODELS.register_module(module=cls)
-    _ATTENTION_CLASSES[cls.__name__] = cls
-    return cls
+    def register(cls):
+        ROOT_MODELS.register_module(module=cls)
+        _ATTENTIONS[cls.__name__] = dict(cls=cls, aliases=tuple(a.lower() for a in aliases),
+                                         placement=placement, defaults=dict(defaults or {}))
+        return cls
+
+    return register if cls is None else register(cls)
 
 
 def attention_types():
     """``{type name: class}`` of every attention module resvariants registers, the SK fusion
     (built through ``sk=dict(...)``, not ``attention=``) included."""
     _import_modules()
-    return dict(sorted(_ATTENTION_CLASSES.items()))
+    return {name: info['cls'] for name, info in sorted(_ATTENTIONS.items())}
+
+
+def attention_aliases():
+    """``{short name: type name}`` of the modules ``attention=`` accepts."""
+    _import_modules()
+    return {alias: name for name, info in sorted(_ATTENTIONS.items())
+            if info['placement'] != 'branches' for alias in info['aliases']}
+
+
+def attention_placement(type_name):
+    """``'block'``, ``'stage'`` or ``'branches'`` for a registered type; ``'block'`` for
+    plugins of other packages (mmcv's NonLocal2d ...)."""
+    _import_modules()
+    return _ATTENTIONS.get(type_name, {}).get('placement', 'block')
 
 
 def attention_names():
     """Every accepted short name and registered type, for error messages."""
-    return sorted(set(ATTENTION_ALIASES) | set(ATTENTION_ALIASES.values()))
+    aliases = attention_aliases()
+    return sorted(set(aliases) | set(aliases.values()))
+
+
+def _branch_fusion_names():
+    return {name.lower() for name, info in _ATTENTIONS.items() if info['placement'] == 'branches'
+            } | {a for info in _ATTENTIONS.values() if info['placement'] == 'branches'
+                 for a in info['aliases']}
 
 
 def normalize_attention_cfg(cfg):
@@ -68,19 +90,20 @@ def normalize_attention_cfg(cfg):
     name = cfg['type']
     if not isinstance(name, str):
         raise TypeError(f'attention type must be a string, got {name!r}')
-    type_name = ATTENTION_ALIASES.get(name.lower(), name).removeprefix('resvariants.')
-    if type_name.lower() in SK_NAMES:
+    _import_modules()
+    aliases = attention_aliases()
+    type_name = aliases.get(name.lower(), name).removeprefix('resvariants.')
+    if type_name.lower() in _branch_fusion_names():
         raise KeyError(f'attention={name!r}: SK (selective kernel) is not an attention module '
                        f'that goes after a block; it replaces the bottleneck 3x3 conv. Use '
                        f'sk=dict(groups=32, ratio=16) on resvariants.ResNet (depth 50/101/152) '
                        f'instead of attention=. Valid attention names: '
                        f'{", ".join(attention_names())}')
-    _import_modules()
-    if type_name not in set(ATTENTION_ALIASES.values()) and ROOT_MODELS.get(type_name) is None:
+    if type_name not in set(aliases.values()) and ROOT_MODELS.get(type_name) is None:
         raise KeyError(f'unknown attention {name!r}; valid names: {", ".join(attention_names())}'
                        f' (SK is sk=dict(groups=32, ratio=16), not an attention= name)')
     cfg['type'] = type_name
-    for key, value in ATTENTION_DEFAULTS.get(type_name, {}).items():
+    for key, value in _ATTENTIONS.get(type_name, {}).get('defaults', {}).items():
         cfg.setdefault(key, value)
     return cfg
 
@@ -149,7 +172,11 @@ def _scope_name(scope):
 
 
 def _import_modules():
-    # registering side effects; mmcv.cnn registers ContextBlock in the root registry
+    """Import every module file of this package (registering side effects), so a new
+    attention module is found without being listed anywhere; mmcv.cnn registers ContextBlock
+    in the root registry."""
     import mmcv.cnn  # noqa: F401
-
-    from . import bam, cbam, gc, se, sge, sk, srm  # noqa: F401
+    package = sys.modules[__package__]
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith('_') and info.name != 'factory':
+            importlib.import_module(f'{__package__}.{info.name}')

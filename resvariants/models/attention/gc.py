@@ -20,7 +20,7 @@ from ._fused import attention_pool
 from .factory import register_attention
 
 
-@register_attention
+@register_attention(aliases=('gc', 'contextblock'), defaults=dict(ratio=1. / 16))
 class GCBlock(ContextBlock):
     """mmcv ``ContextBlock`` with a fused attention pooling; a drop-in replacement.
 

@@ -17,7 +17,7 @@ from ._fused import channel_scale, mean_hw
 from .factory import register_attention
 
 
-@register_attention
+@register_attention(aliases=('se', ))
 class SEModule(SELayer):
     """SE channel attention usable as an mmdet ResNet plugin.
 

@@ -19,7 +19,7 @@ from ._fused import sge, sge_plain
 from .factory import register_attention
 
 
-@register_attention
+@register_attention(aliases=('sge', ))
 class SGE(BaseModule):
     """Spatial group-wise enhance: one spatial gate per channel group, no extra convs.
 

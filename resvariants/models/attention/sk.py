@@ -19,7 +19,8 @@ from ._norm import safe_batch_norm
 from .factory import register_attention
 
 
-@register_attention
+@register_attention(aliases=('sk', 'sknet', 'selective_kernel', 'selectivekernel'),
+                    placement='branches')
 class SKFusion(BaseModule):
     """Softmax selection between branch outputs (the "fuse" and "select" of SKNet).
 

@@ -19,7 +19,7 @@ from ._norm import safe_batch_norm
 from .factory import register_attention
 
 
-@register_attention
+@register_attention(aliases=('srm', ))
 class SRM(BaseModule):
     """Style-based recalibration: mean/std style pooling, channel-wise FC, BN, sigmoid gate.
 

@@ -34,7 +34,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
 from ..attention._norm import is_synchronised, one_value_per_channel
-from ..attention.factory import (STAGE_ATTENTIONS, build_attention, check_plugin_cfgs,
+from ..attention.factory import (attention_placement, build_attention, check_plugin_cfgs,
                                  normalize_attention_cfg)
 from ..attention.sk import SKFusion
 
@@ -248,7 +248,7 @@ class ResNet(MMDetResNet):
                 raise ValueError(f'plugin position must be one of {_BLOCK_POSITIONS}, got '
                                  f'{plugin.get("position")!r}')
         check_plugin_cfgs(plugins, num_stages)
-        if attention is not None and attention['type'] in STAGE_ATTENTIONS:
+        if attention is not None and attention_placement(attention['type']) == 'stage':
             self.stage_attention_cfg = attention
             stages = attention_stages or (True, ) * (num_stages - 1) + (False, )
         elif attention is not None:
