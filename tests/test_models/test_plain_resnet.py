@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from resvariants.models import CifarResNet, PlainResNet, ResNet, RMPlainResNet
-from resvariants.models.backbones.plain_resnet import PlainBasicBlock, PlainBottleneck
+from resvariants.models.backbones import BasicBlock, Bottleneck
 
 
 def n_params(module):
@@ -41,7 +41,7 @@ def test_plain_blocks_never_run_a_shortcut(monkeypatch):
     def fail(self, x):
         raise AssertionError('shortcut executed in a plain block')
 
-    monkeypatch.setattr(PlainBottleneck, 'shortcut', fail)
+    monkeypatch.setattr(Bottleneck, 'shortcut', fail)
     model = PlainResNet(depth=50, base_channels=8, out_indices=(3, )).eval()
     x = torch.randn(2, 3, 32, 32)
     expected = model.maxpool(model.relu(model.norm1(model.conv1(x))))
@@ -52,7 +52,7 @@ def test_plain_blocks_never_run_a_shortcut(monkeypatch):
 
 
 def test_plain_basic_block_output_is_its_residual_branch():
-    block = PlainBasicBlock(8, 16, stride=2).eval()
+    block = BasicBlock(8, 16, stride=2, merge='NoShortcut').eval()
     x = torch.rand(2, 8, 10, 10)
     assert torch.equal(block(x), torch.relu(block.residual(x)))
 

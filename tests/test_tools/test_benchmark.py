@@ -1,5 +1,6 @@
-"""tools/analysis/benchmark.py: the tables it writes, and the reference implementations it times
-our attention modules against (no timing assertions)."""
+"""tools/analysis/benchmark.py: the tables it writes, and the plain formulas it times the fast
+paths against (no timing assertions). The modules' equality with their sources' formulas is
+tests/test_models/test_attention_source_style.py."""
 import csv
 import importlib.util
 import os.path as osp
@@ -21,44 +22,19 @@ def load_tool():
 tool = load_tool()
 
 
-@pytest.mark.parametrize('train', [True, False])
-@pytest.mark.parametrize('name', sorted(tool.REFERENCES))
-def test_module_equals_reference_implementation(name, train):
-    """Our module and the source-style reference: same outputs, gradients (inputs and every
-    parameter) and BN running statistics."""
-    assert tool.compare_with_reference(name, channels=128, size=9, batch=3, train=train)
-
-
-@pytest.mark.parametrize('name', sorted(tool.REFERENCES))
-def test_module_on_a_non_square_map_and_batch_2(name):
-    assert tool.compare_with_reference(name, channels=64, size=5, batch=2, seed=3)
-
-
-@pytest.mark.parametrize('name', ['se', 'cbam', 'bam', 'gc', 'sge', 'srm'])
-def test_output_can_be_modified_in_place(name):
-    """mmdet's stock Bottleneck adds the shortcut to the plugin output in place."""
-    module = tool.randomised(tool._build_ours(name, 64)).train()
-    x = torch.randn(2, 64, 6, 7, requires_grad=True)
-    out = module(x)
-    out += 1
-    out.sum().backward()
-    assert torch.isfinite(x.grad).all()
-
-
-@pytest.mark.parametrize('name', ['se', 'cbam', 'bam', 'gc', 'sge', 'srm'])
-def test_bfloat16_autocast_runs_forward_and_backward(name):
-    module = tool.randomised(tool._build_ours(name, 64)).train()
-    x = torch.randn(2, 64, 6, 6, requires_grad=True)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = module(x)
-    out.float().sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
-
-
 def test_close_is_scale_aware():
     b = torch.tensor([100.0, 1e-6])
     assert tool.close(b + torch.tensor([0.0, 1e-3]), b)  # rounding next to a large entry
     assert not tool.close(b + torch.tensor([1.0, 0.0]), b)
+
+
+def test_module_names_and_layouts_come_from_the_registry():
+    assert tool.fused_attention_types() == {
+        'bam': 'BAM', 'cbam': 'CBAM', 'gc': 'GCBlock', 'se': 'SEModule', 'sge': 'SGE',
+        'sk': 'SKFusion', 'srm': 'SRM'}
+    assert tool.module_layout('BAM') == ((1, 1, 1, 0), 4, 1)
+    assert tool.module_layout('SKFusion') == ((3, 4, 6, 3), 1, 2)
+    assert tool.module_layout('SGE') == ((3, 4, 6, 3), 4, 1)
 
 
 def test_tiny_model_run_writes_markdown_csv_and_plot(tmp_path, capsys):
@@ -142,9 +118,12 @@ def test_configs_accept_globs_and_reject_missing():
         tool.resolve_configs(['configs/imagenet/nope_in1k.py'])
 
 
-def test_bad_arguments_are_rejected():
+def test_bad_arguments_are_rejected(capsys):
     with pytest.raises(SystemExit):
         tool.parse_args(['--runs', '0'])
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--modules', '--module-names', 'sgee'])
+    assert "--module-names: unknown ['sgee']" in capsys.readouterr().err
 
 
 def test_detector_option_writes_its_table(tmp_path):
@@ -161,14 +140,16 @@ def test_detector_option_writes_its_table(tmp_path):
 
 @pytest.mark.parametrize('attention,sk,expected', [('cbam', None, 16), ('bam', None, 3),
                                                    ('gc', None, 16), (None, dict(groups=8), 16)])
-def test_reference_modules_swap_keeps_the_network_function(attention, sk, expected):
+def test_plain_formula_swap_keeps_the_network_function(attention, sk, expected):
     from resvariants.models import ResNet
     torch.manual_seed(0)
-    model = ResNet(depth=50, base_channels=16, attention=attention, sk=sk).eval()
-    reference = ResNet(depth=50, base_channels=16, attention=attention, sk=sk).eval()
-    reference.load_state_dict(model.state_dict())
-    assert tool.use_reference_modules(reference) == expected
+    model = tool.randomised(ResNet(depth=50, base_channels=16, attention=attention, sk=sk))
+    plain = ResNet(depth=50, base_channels=16, attention=attention, sk=sk)
+    plain.load_state_dict(model.state_dict())
+    assert tool.use_plain_formulas(plain) == expected
+    assert tool.use_plain_formulas(plain) == 0  # already plain
+    assert not any(getattr(m, 'fused', False) for m in plain.modules())
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        for a, b in zip(model(x), reference(x)):
+        for a, b in zip(model.eval()(x), plain.eval()(x)):
             assert tool.close(a, b)

@@ -4,7 +4,7 @@
     python tools/analysis/benchmark.py --configs 'configs/imagenet/*resnet50_in1k.py'
     python tools/analysis/benchmark.py --device cuda --amp --train-batch 32 --size 224 \\
         --detector configs/faster_rcnn_r50_fpn.py configs/faster_rcnn_sge_r50_fpn.py
-    python tools/analysis/benchmark.py --modules            # each attention module vs the source
+    python tools/analysis/benchmark.py --modules            # fast paths vs plain formulas
 
 Model mode (default). For every classifier config (mmpretrain ``ImageClassifier``) it measures
 
@@ -29,14 +29,14 @@ per-round ratios, and the **target** of the issue is ``ratio <= GFLOPs ratio + 0
 Writes ``benchmark.md``, ``benchmark.csv`` and ``benchmark.png`` (train-step time and
 batch inference time against GFLOPs, one point per backbone) to ``--out-dir``.
 
-Module mode (``--modules``). Each attention module is timed against a reference
-implementation of the same maths written the way the source (PytorchInsight / the official
-SRM / GCNet code) writes it, sharing the module's parameters: ``REFERENCES`` below. On
-each ResNet-50 stage shape (``--train-batch`` x C x H x W of stages 1-4 at ``--size``) the two
-are first checked equal (outputs and all gradients, ``allclose``), then timed forward +
-backward (train mode) and forward (eval, no autograd), interleaved. ``network`` rows add the
-stages up with the number of modules ResNet-50 has in each (3/4/6/3 blocks; BAM one per
-stage 1-3). Writes ``modules.md`` / ``modules.csv``.
+Module mode (``--modules``). Each registered attention module with a fast path is timed
+against its own plain formula (the library's ``fused=False``, sharing the parameters; the
+source-style re-implementations they equal are tests/test_models/test_attention_source_style.py).
+On each ResNet-50 stage shape (``--train-batch`` x C x H x W of stages 1-4 at ``--size``) the
+two are first checked equal (eval outputs), then timed forward + backward (train mode) and
+forward (eval, no autograd), interleaved. ``network`` rows add the stages up with the number of
+modules ResNet-50 has in each, from the module's declared placement (3/4/6/3 blocks; a
+stage-level module such as BAM one per stage 1-3). Writes ``modules.md`` / ``modules.csv``.
 
 ``--detector CONFIG ...`` adds mmdet detectors (e.g. Faster R-CNN) at ``--det-size`` (800 x 1333
 by default) and ``--det-batch`` images: train step (``mode='loss'``, all losses, SGD) and
@@ -75,148 +75,47 @@ COLUMNS = [
     'target', 'verdict', 'latency_b1_ms', 'latency_bN_ms', 'infer_img_s', 'peak_mem_MB'
 ]
 MODULE_COLUMNS = [
-    'module', 'stage', 'shape', 'equal', 'ours_train_ms', 'ref_train_ms', 'train_speedup',
-    'ours_infer_ms', 'ref_infer_ms', 'infer_speedup'
+    'module', 'stage', 'shape', 'equal', 'fused_train_ms', 'plain_train_ms', 'train_speedup',
+    'fused_infer_ms', 'plain_infer_ms', 'infer_speedup'
 ]
 DETECTOR_COLUMNS = ['config', 'shape', 'train_ms', 'train_ratio', 'infer_ms', 'peak_mem_MB']
 
 
 # --------------------------------------------------------------------------------------------
-# Reference implementations: the source's way of writing each module (PytorchInsight
-# ``resnet_*.py``, Jongchan's CBAM/BAM, the official SRM code, GCNet's ContextBlock2d), on
-# the parameters of our module, so both compute the same function of the same weights.
+# The library's plain formulas (``fused=False``) beside its fast paths
 # --------------------------------------------------------------------------------------------
 
-def reference_se(m, x):
-    """SE as PytorchInsight: AdaptiveAvgPool -> Linear -> ReLU -> Linear -> Sigmoid ->
-    ``x * y.expand_as(x)`` (our 1x1 convs hold the Linear weights)."""
-    b, c, _, _ = x.size()
-    y = F.adaptive_avg_pool2d(x, 1).view(b, c)
-    y = F.relu(F.linear(y, m.conv1.conv.weight.flatten(1), m.conv1.conv.bias))
-    y = torch.sigmoid(F.linear(y, m.conv2.conv.weight.flatten(1), m.conv2.conv.bias))
-    return x * y.view(b, c, 1, 1).expand_as(x)
+def fused_attention_types():
+    """``{short name: type name}`` of the registered attention modules with a fast path
+    (a ``fused`` argument), the names the module mode and ``--plain-modules`` know."""
+    import inspect
+    from resvariants.models.attention import attention_aliases, attention_types
+    short = {}
+    for alias, type_name in attention_aliases().items():
+        short.setdefault(type_name, alias)
+    types = attention_types()
+    for type_name in types:  # modules without an attention= alias (SK) by their lowered name
+        short.setdefault(type_name, type_name.lower().removesuffix('fusion'))
+    return {short[t]: t for t, cls in types.items()
+            if 'fused' in inspect.signature(cls.__init__).parameters}
 
 
-def reference_cbam(m, x):
-    """CBAM as Jongchan's code: avg_pool2d / max_pool2d with the whole map as kernel, a shared
-    MLP per pool, summed; then ChannelPool = cat(max over C, mean over C) -> conv -> BN."""
-    h, w = x.shape[2:]
-    att = None
-    for pool in (F.avg_pool2d, F.max_pool2d):
-        pooled = pool(x, (h, w), stride=(h, w))
-        raw = m.channel_fc2(F.relu(m.channel_fc1(pooled.view(pooled.size(0), -1))))
-        att = raw if att is None else att + raw
-    x = x * torch.sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)
-    compressed = torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)),
-                           dim=1)
-    return x * torch.sigmoid(m.spatial_bn(m.spatial_conv(compressed)))
-
-
-def reference_bam(m, x):
-    """BAM as Jongchan's code: both gates ``expand_as(x)``, ``att = 1 + sigmoid(c * s)``,
-    ``att * x`` (BAM's ChannelGate pools with a kernel of the map size)."""
-    h, w = x.shape[2:]
-    y = F.avg_pool2d(x, (h, w), stride=(h, w))
-    y = F.relu(m.channel_bn(m.channel_fc1(y.view(y.size(0), -1))))
-    channel = m.channel_fc2(y).unsqueeze(2).unsqueeze(3).expand_as(x)
-    s = F.relu(m.spatial_reduce_bn(m.spatial_reduce(x)))
-    for conv, bn in zip(m.spatial_dilated, m.spatial_dilated_bn):
-        s = F.relu(bn(conv(s)))
-    spatial = m.spatial_final(s).expand_as(x)
-    att = 1 + torch.sigmoid(channel * spatial)
-    return att * x
-
-
-def reference_sge(m, x):
-    """SpatialGroupEnhance as PytorchInsight ``resnet_sge.py``."""
-    b, c, h, w = x.size()
-    x = x.view(b * m.groups, -1, h, w)
-    xn = x * F.adaptive_avg_pool2d(x, 1)
-    xn = xn.sum(dim=1, keepdim=True)
-    t = xn.view(b * m.groups, -1)
-    t = t - t.mean(dim=1, keepdim=True)
-    std = t.std(dim=1, keepdim=True) + 1e-5
-    t = t / std
-    t = t.view(b, m.groups, h, w)
-    t = t * m.weight + m.bias
-    t = t.view(b * m.groups, 1, h, w)
-    x = x * torch.sigmoid(t)
-    return x.view(b, c, h, w)
-
-
-def reference_srm(m, x):
-    """SRM as the official code: ``_style_pooling`` (mean, sqrt(var + eps)) then
-    ``_style_integration`` (``t * cfc`` summed, BN, sigmoid)."""
-    n, c, _, _ = x.size()
-    channel_mean = x.view(n, c, -1).mean(dim=2, keepdim=True)
-    channel_var = x.view(n, c, -1).var(dim=2, keepdim=True) + 1e-5
-    t = torch.cat((channel_mean, channel_var.sqrt()), dim=2)
-    z = torch.sum(t * m.cfc[None, :, :], dim=2)[:, :, None, None]
-    return x * torch.sigmoid(m.bn(z))
-
-
-def reference_sk(m, branches):
-    """SK fusion as PytorchInsight ``resnet_sk.py`` (after its two 3x3 branches)."""
-    d1, d2 = branches
-    planes = d1.size(1)
-    d = F.adaptive_avg_pool2d(d1, 1) + F.adaptive_avg_pool2d(d2, 1)
-    d = F.relu(m.bn_fc1(m.conv_fc1(d)))
-    d = m.conv_fc2(d)
-    d = torch.unsqueeze(d, 1).view(-1, 2, planes, 1, 1)
-    d = F.softmax(d, 1)
-    return d1 * d[:, 0, :, :, :].squeeze(1) + d2 * d[:, 1, :, :, :].squeeze(1)
-
-
-def reference_gc(m, x):
-    """GCNet ``ContextBlock2d`` (att pooling, channel_add fusion) as its source writes it."""
-    batch, channel, height, width = x.size()
-    input_x = x.view(batch, channel, height * width).unsqueeze(1)
-    context_mask = m.conv_mask(x).view(batch, 1, height * width)
-    context_mask = F.softmax(context_mask, dim=2).unsqueeze(3)
-    context = torch.matmul(input_x, context_mask).view(batch, channel, 1, 1)
-    return x + m.channel_add_conv(context)
-
-
-def _build_ours(name, channels):
-    from resvariants.models.attention import build_attention
-    from resvariants.models.attention.sk import SKFusion
-    if name == 'sk':
-        return SKFusion(channels, ratio=16)
-    return build_attention(dict(sge=dict(type='SGE', groups=64)).get(name, name), channels)
-
-
-#: name -> (reference function, modules per ResNet-50 stage, channels = factor x stage width)
-REFERENCES = {
-    'se': (reference_se, (3, 4, 6, 3), 4),
-    'sk': (reference_sk, (3, 4, 6, 3), 1),  # fuses the two width-p 3x3 branches
-    'cbam': (reference_cbam, (3, 4, 6, 3), 4),
-    'bam': (reference_bam, (1, 1, 1, 0), 4),  # after stages 1-3
-    'gc': (reference_gc, (3, 4, 6, 3), 4),
-    'sge': (reference_sge, (3, 4, 6, 3), 4),
-    'srm': (reference_srm, (3, 4, 6, 3), 4),
-}
-
-
-def use_reference_modules(model):
-    """Make every attention module of ``model`` run its reference implementation (same
-    parameters); returns how many were switched."""
-    import types
-    from resvariants.models.attention import BAM, CBAM, SGE, SRM, GCBlock, SEModule, SKFusion
-    kinds = {SEModule: 'se', SKFusion: 'sk', CBAM: 'cbam', BAM: 'bam', GCBlock: 'gc',
-             SGE: 'sge', SRM: 'srm'}
+def use_plain_formulas(model):
+    """Make every attention module of ``model`` run its plain formula (``fused=False``, the
+    same parameters); returns how many were switched."""
+    fused_types = set(fused_attention_types().values())
     count = 0
     for module in model.modules():
-        name = kinds.get(type(module))
-        if name is not None:
-            module.forward = types.MethodType(REFERENCES[name][0], module)
+        if type(module).__name__ in fused_types and getattr(module, 'fused', False):
+            module.fused = False
             count += 1
     return count
 
 
 def randomised(module, seed=0):
     """Random parameters (weights ~ N(0, 1/fan_in), vectors ~ N(0, 0.5)) and BN statistics,
-    so the comparison exercises every term (several modules start from all-zero weights that
-    would hide differences)."""
+    so the equality check exercises every term (several modules start from all-zero weights
+    that would hide differences)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
@@ -230,61 +129,17 @@ def randomised(module, seed=0):
     return module
 
 
-def module_inputs(name, channels, size, batch, device='cpu', seed=0, requires_grad=True):
-    gen = torch.Generator().manual_seed(seed)
-    shape = (batch, channels, size, size)
-    count = 2 if name == 'sk' else 1
-    xs = [torch.randn(shape, generator=gen).to(device).requires_grad_(requires_grad)
-          for _ in range(count)]
-    return xs if name == 'sk' else xs[0]
-
-
-def _inputs_list(inputs):
-    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-
-
-def compare_with_reference(name, channels=128, size=12, batch=3, train=True,
-                           dtype=torch.float64, rtol=None, atol=None, seed=0):
-    """Check ``name``'s module against its reference: same outputs, same gradients of the
-    inputs and of every parameter, same BN running statistics afterwards. Raises
-    AssertionError with the largest difference.
-
-    In float64 (the default) the two agree to about 1e-15; the tolerance (1e-9 relative to
-    each tensor's scale) separates rounding from a wrong term by many orders of magnitude,
-    even for gradients that cancel to zero (a bias before a train-mode BatchNorm). float32
-    takes ``rtol=1e-4``.
-    """
-    double = dtype == torch.float64
-    rtol = rtol if rtol is not None else (1e-9 if double else 1e-4)
-    atol = atol if atol is not None else (1e-12 if double else 1e-5)
-    reference = REFERENCES[name][0]
-    ours = randomised(_build_ours(name, channels), seed).to(dtype).train(train)
-    ref = copy.deepcopy(ours)
-    inputs = module_inputs(name, channels, size, batch, seed=seed)
-    inputs = [x.detach().to(dtype).requires_grad_(True) for x in _inputs_list(inputs)]
-    ref_inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
-    out = ours(inputs if name == 'sk' else inputs[0])
-    ref_out = reference(ref, ref_inputs if name == 'sk' else ref_inputs[0])
-    gen = torch.Generator().manual_seed(seed + 1)
-    grad = torch.randn(out.shape, generator=gen).to(dtype)
-    out.backward(grad)
-    ref_out.backward(grad)
-    pairs = [('output', out, ref_out)]
-    pairs += [(f'input{i} grad', x.grad, r.grad)
-              for i, (x, r) in enumerate(zip(inputs, ref_inputs))]
-    ref_params = dict(ref.named_parameters())
-    pairs += [(f'{k} grad', p.grad, ref_params[k].grad) for k, p in ours.named_parameters()]
-    ref_buffers = dict(ref.named_buffers())
-    pairs += [(k, b, ref_buffers[k]) for k, b in ours.named_buffers()
-              if b.dtype.is_floating_point]
-    for what, a, b in pairs:
-        if (a is None) != (b is None):
-            raise AssertionError(f'{name}: {what} is missing on one side')
-        if a is not None and not close(a, b, rtol, atol):
-            diff = (a - b).abs().max().item()
-            raise AssertionError(f'{name}: {what} differs from the reference (max |diff| '
-                                 f'{diff:.3g}, max |reference| {b.abs().max().item():.3g})')
-    return True
+def module_layout(type_name):
+    """(modules per ResNet-50 stage, channels = factor x stage width, inputs) from where the
+    module is placed: in every block after conv3 (4x the stage width), after stages 1-3, or
+    fusing the two width-p 3x3 branches of every block (SK)."""
+    from resvariants.models.attention import attention_placement
+    placement = attention_placement(type_name)
+    if placement == 'stage':
+        return (1, 1, 1, 0), 4, 1
+    if placement == 'branches':
+        return (3, 4, 6, 3), 1, 2
+    return (3, 4, 6, 3), 4, 1
 
 
 def close(a, b, rtol=1e-4, atol=1e-5):
@@ -560,10 +415,10 @@ def benchmark_models(args, device):
         benches[name] = ClassifierBench(model, device, args.train_batch, args.size,
                                         args.infer_batch, amp=args.amp,
                                         channels_last=args.channels_last)
-        if args.reference_modules and rows[name]['attention']:
-            ref_name = f'{name} [reference modules]'
+        if args.plain_modules and rows[name]['attention']:
+            ref_name = f'{name} [plain formulas]'
             ref_model = build_model(path)
-            if use_reference_modules(ref_model):
+            if use_plain_formulas(ref_model):
                 rows[ref_name] = dict(rows[name], config=ref_name)
                 benches[ref_name] = ClassifierBench(ref_model, device, args.train_batch,
                                                     args.size, args.infer_batch, amp=args.amp,
@@ -634,71 +489,73 @@ def benchmark_detectors(args, device):
 
 
 # --------------------------------------------------------------------------------------------
-# Modules vs reference implementations
+# Fast paths vs plain formulas, module by module
 # --------------------------------------------------------------------------------------------
 
 def benchmark_modules(args, device):
-    names = args.module_names or list(REFERENCES)
+    from resvariants.models.attention import attention_types
+    known = fused_attention_types()
+    names = args.module_names or list(known)
     clock = Clock(device)
     rows = []
     for name in names:
-        compare_with_reference(name)  # small shapes, train mode: outputs and all gradients
-        compare_with_reference(name, train=False)
-        reference, per_stage, factor = REFERENCES[name]
-        totals = dict(ours_train_ms=0.0, ref_train_ms=0.0, ours_infer_ms=0.0, ref_infer_ms=0.0)
+        type_name = known[name]
+        per_stage, factor, num_inputs = module_layout(type_name)
+        totals = dict(fused_train_ms=0.0, plain_train_ms=0.0, fused_infer_ms=0.0,
+                      plain_infer_ms=0.0)
         for stage, count in enumerate(per_stage):
             if not count:
                 continue
             channels = 64 * 2**stage * factor
-            # at least 2x2: on a 1x1 map the source's SGE and SRM divide by an undefined std
             size = max(2, args.size // 2**(stage + 2))
-            ours = randomised(_build_ours(name, channels)).to(device)
-            ref = copy.deepcopy(ours)
-            x = module_inputs(name, channels, size, args.train_batch, device)
-            rx = [t.detach().clone().requires_grad_(True) for t in _inputs_list(x)]
-            rx = rx if name == 'sk' else rx[0]
+            kwargs = dict(groups=64) if type_name == 'SGE' else {}
+            fused = randomised(attention_types()[type_name](channels, **kwargs)).to(device)
+            plain = copy.deepcopy(fused)
+            plain.fused = False
+            gen = torch.Generator().manual_seed(stage)
+            shape = (args.train_batch, channels, size, size)
+            xs = [torch.randn(shape, generator=gen).to(device).requires_grad_()
+                  for _ in range(num_inputs)]
+            x = xs if num_inputs > 1 else xs[0]
             with torch.no_grad():
-                equal = close(ours.eval()(x), reference(ref.eval(), rx))
-            if not equal:
-                raise AssertionError(f'{name} stage {stage + 1}: output differs from the '
-                                     f'reference')
-            grad = torch.randn((args.train_batch, channels, size, size), device=device)
+                if not close(fused.eval()(x), plain.eval()(x)):
+                    raise AssertionError(f'{name} stage {stage + 1}: the fast path differs '
+                                         f'from the plain formula')
+            grad = torch.randn(shape, device=device)
 
-            def step(module, inputs, fn=None):
+            def step(module):
                 module.train()
                 with autocast(device, args.amp):
-                    out = fn(module, inputs) if fn else module(inputs)
+                    out = module(x)
                 out.backward(grad.to(out.dtype))
 
-            def infer(module, inputs, fn=None):
+            def infer(module):
                 module.eval()
                 with torch.no_grad(), autocast(device, args.amp):
-                    fn(module, inputs) if fn else module(inputs)
+                    module(x)
 
-            _log(f'{name} stage {stage + 1}: {tuple(grad.shape)}')
-            train = interleaved(dict(ours=lambda: step(ours, x),
-                                     ref=lambda: step(ref, rx, reference)), clock,
-                                max(args.warmup, 1), args.module_runs)
-            test = interleaved(dict(ours=lambda: infer(ours, x),
-                                    ref=lambda: infer(ref, rx, reference)), clock,
-                               max(args.warmup, 1), args.module_runs)
-            row = dict(module=name, stage=str(stage + 1),
-                       shape='x'.join(str(s) for s in grad.shape), equal=True,
-                       ours_train_ms=statistics.median(train['ours']) * 1e3,
-                       ref_train_ms=statistics.median(train['ref']) * 1e3,
-                       ours_infer_ms=statistics.median(test['ours']) * 1e3,
-                       ref_infer_ms=statistics.median(test['ref']) * 1e3)
-            row['train_speedup'] = row['ref_train_ms'] / row['ours_train_ms']
-            row['infer_speedup'] = row['ref_infer_ms'] / row['ours_infer_ms']
-            rows.append(row)
+            _log(f'{name} stage {stage + 1}: {shape}')
+            train = interleaved(dict(fused=lambda: step(fused), plain=lambda: step(plain)),
+                                clock, max(args.warmup, 1), args.module_runs)
+            test = interleaved(dict(fused=lambda: infer(fused), plain=lambda: infer(plain)),
+                               clock, max(args.warmup, 1), args.module_runs)
+            row = dict(module=name, stage=str(stage + 1), shape='x'.join(map(str, shape)),
+                       equal=True, fused_train_ms=statistics.median(train['fused']) * 1e3,
+                       plain_train_ms=statistics.median(train['plain']) * 1e3,
+                       fused_infer_ms=statistics.median(test['fused']) * 1e3,
+                       plain_infer_ms=statistics.median(test['plain']) * 1e3)
+            rows.append(_speedups(row))
             for key in totals:
                 totals[key] += count * row[key]
-        total = dict(module=name, stage='network', shape=f'x{sum(per_stage)} modules',
-                     equal=True, **totals)
-        total['train_speedup'] = totals['ref_train_ms'] / totals['ours_train_ms']
-        total['infer_speedup'] = totals['ref_infer_ms'] / totals['ours_infer_ms']
-        rows.append(total)
+        rows.append(_speedups(dict(module=name, stage='network',
+                                   shape=f'x{sum(per_stage)} modules', equal=True, **totals)))
     return rows
+
+
+def _speedups(row):
+    row['train_speedup'] = row['plain_train_ms'] / row['fused_train_ms']
+    row['infer_speedup'] = row['plain_infer_ms'] / row['fused_infer_ms']
+    return row
 
 
 # --------------------------------------------------------------------------------------------
@@ -820,18 +677,20 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'),
                         help='where the .md/.csv/.png go (docs/benchmarks for the docs)')
     parser.add_argument('--modules', action='store_true',
-                        help='time the attention modules against the reference '
-                             'implementations instead of whole models')
-    parser.add_argument('--module-names', nargs='+', choices=sorted(REFERENCES), default=None)
+                        help='time each attention module\'s fast path against its plain '
+                             'formula (fused=False) instead of whole models')
+    parser.add_argument('--module-names', nargs='+', default=None,
+                        help='attention modules of --modules (default: every one with a fast '
+                             'path)')
     parser.add_argument('--module-runs', type=int, default=15,
                         help='timed rounds per module and stage')
     parser.add_argument('--detector', nargs='+', default=None, metavar='CONFIG',
                         help='also time these mmdet detector configs (e.g. Faster R-CNN)')
     parser.add_argument('--det-size', type=int, nargs=2, default=[800, 1333], metavar=('H', 'W'))
     parser.add_argument('--det-batch', type=int, default=2)
-    parser.add_argument('--reference-modules', action='store_true',
-                        help='add a row per attention config whose modules run the '
-                             'reference implementations (REFERENCES), for comparison')
+    parser.add_argument('--plain-modules', action='store_true',
+                        help='add a row per attention config whose modules run their plain '
+                             'formulas (fused=False), for comparison')
     parser.add_argument('--no-models', action='store_true',
                         help='skip the classifier table (e.g. detectors only)')
     args = parser.parse_args(argv)
@@ -840,6 +699,10 @@ def parse_args(argv=None):
             parser.error(f'--{key.replace("_", "-")} must be >= 1')
     if args.warmup < 0:
         parser.error('--warmup must be >= 0')
+    unknown = sorted(set(args.module_names or ()) - set(fused_attention_types()))
+    if unknown:
+        parser.error(f'--module-names: unknown {unknown}; attention modules with a fast path: '
+                     f'{", ".join(fused_attention_types())}')
     return args
 
 

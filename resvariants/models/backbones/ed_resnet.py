@@ -26,6 +26,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
 from ..attention._norm import safe_batch_norm
+from .merges import build_merge
 from .resnet import Bottleneck, ResNet
 
 
@@ -73,9 +74,11 @@ class EDPath(nn.Module):
 
 
 class EDBottleneck(Bottleneck):
-    """Our (ResNeXt-capable) Bottleneck plus the ED path on the shortcut output.
+    """Our (ResNeXt-capable) Bottleneck with a narrower residual branch (the -A / -B models).
 
-    ``merge(out, x) = out + s + ed_path(s)`` with ``s = shortcut(x)`` computed once.
+    The ED path itself is the trunk's ``merge=dict(type='EDPath')`` (``merges.EDPath``:
+    ``out + s + ed_path(s)`` with ``s = shortcut(x)`` computed once), attached at the
+    full bottleneck width before the branch is narrowed.
 
     Args:
         inplanes (int): Input channels.
@@ -83,11 +86,10 @@ class EDBottleneck(Bottleneck):
         branch_ratio (float): Width of the residual branch (conv1 out, conv2, conv3 in) as a
             fraction of the standard bottleneck width, rounded to the nearest whole number of
             channels per group (ResNeXt keeps all its groups). 1.0 keeps the width.
-        ed_groups (int): Groups of the ED encoder / decoder convs. Defaults to 32.
-        **kwargs: As our ``Bottleneck`` (``groups``, ``base_width``, ``plugins``, ...).
+        **kwargs: As our ``Bottleneck`` (``groups``, ``base_width``, ``plugins``, ``merge``).
     """
 
-    def __init__(self, inplanes, planes, branch_ratio=1.0, ed_groups=32, **kwargs):
+    def __init__(self, inplanes, planes, branch_ratio=1.0, **kwargs):
         super().__init__(inplanes, planes, **kwargs)
         full_width = self.conv2.out_channels
         groups = self.conv2.groups
@@ -98,8 +100,6 @@ class EDBottleneck(Bottleneck):
             width = groups * max(1, round(full_width // groups * branch_ratio))
             if width != full_width:
                 self._rebuild_branch(width, groups)
-        self.ed_path = EDPath(self.planes * self.expansion, full_width, groups=ed_groups,
-                              conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
 
     def _rebuild_branch(self, width, groups):
         """Rebuild conv1 / conv2 / conv3 (and their norms and plugins) at ``width`` channels."""
@@ -124,11 +124,6 @@ class EDBottleneck(Bottleneck):
                                                                     self.after_conv1_plugins)
             self.after_conv2_plugin_names = self.make_block_plugins(width,
                                                                     self.after_conv2_plugins)
-
-    def merge(self, out, x):
-        """Residual + shortcut + ED path of the shortcut; the shortcut runs once."""
-        identity = self.shortcut(x)
-        return out + identity + self.ed_path(identity)
 
 
 @MODELS.register_module()
@@ -165,11 +160,13 @@ class EDResNet(ResNet):
             raise ValueError(f'EDResNet needs a bottleneck depth {self.ed_depths}, got {depth}')
         if not (isinstance(branch_ratio, (int, float)) and 0 < branch_ratio <= 1):
             raise ValueError(f'branch_ratio must be a number in (0, 1], got {branch_ratio!r}')
-        if not isinstance(ed_groups, int) or ed_groups < 1:
-            raise ValueError(f'ed_groups must be a positive int, got {ed_groups!r}')
+        if 'merge' in kwargs:
+            raise ValueError(f'EDResNet is the trunk with merge="EDPath"; for another merge use '
+                             f'resvariants.ResNet (got merge={kwargs["merge"]!r})')
         self.branch_ratio = float(branch_ratio)
-        self.ed_groups = ed_groups
-        super().__init__(depth, init_cfg=init_cfg, **kwargs)
+        self.ed_groups = build_merge(dict(type='EDPath', groups=ed_groups)).groups
+        super().__init__(depth, init_cfg=init_cfg, merge=dict(type='EDPath', groups=ed_groups),
+                         **kwargs)
         if init_cfg is None and isinstance(self.init_cfg, list):
             # mmdet's default init (Kaiming on 'Conv2d') misses the decoder's ConvTranspose2d;
             # ED-Net initialises every conv, transposed ones included, the same way.
@@ -188,6 +185,5 @@ class EDResNet(ResNet):
                     constant_init(module.decoder_norm, 0)
 
     def make_res_layer(self, **kwargs):
-        kwargs.update(block=EDBottleneck, branch_ratio=self.branch_ratio,
-                      ed_groups=self.ed_groups)
+        kwargs.update(block=EDBottleneck, branch_ratio=self.branch_ratio)
         return super().make_res_layer(**kwargs)

@@ -4,8 +4,8 @@
 CVPR 2018, arXiv 1804.01661; reference code yuxwind/epsilon-resnet, tensorpack).
 
 * :class:`EpsilonResNet` is the shared ``resvariants.ResNet`` trunk (ImageNet bottleneck or
-  basic blocks, detection semantics, attention/SK/ResNeXt options) whose blocks override
-  ``merge`` so that ``out = gate(F) * F + shortcut(x)`` with the strict-identity gate
+  basic blocks, detection semantics, attention/SK/ResNeXt options) with
+  ``merge='StrictIdentity'``: ``out = gate(F) * F + shortcut(x)`` with the strict-identity gate
   (docs/architectures.md 2.2). The ``state_dict`` layout is the plain trunk's, so plain ResNet
   weights initialise it and its weights transfer by key. Unlike the source (tensorpack
   pre-activation ResNet for ImageNet) the blocks are the trunk's post-activation ones, so the
@@ -26,31 +26,11 @@ import torch.nn as nn
 from mmengine.model import Sequential
 
 from resvariants.registry import MODELS
-from .preact_resnet_cifar import (EpsilonPreActBasicBlock, ParameterFreeDownsample,
-                                  PreActBasicBlock, PreActResNetCIFAR)
-from .resnet import BasicBlock, Bottleneck, ResNet
-from .strict_identity import (StrictIdentityGate, StrictIdentityMergeMixin,
-                              apply_discard_record, discard_record,
+from .merges import build_merge
+from .preact_resnet_cifar import ParameterFreeDownsample, PreActBasicBlock, PreActResNetCIFAR
+from .resnet import ResNet
+from .strict_identity import (StrictIdentityGate, apply_discard_record, discard_record,
                               find_strict_identity_gates, strict_identity_gate)
-
-
-class EpsilonBasicBlock(StrictIdentityMergeMixin, BasicBlock):
-    """The trunk's BasicBlock with a strict-identity gate on the residual branch."""
-
-    def __init__(self, inplanes, planes, epsilon=2.0, **kwargs):
-        super().__init__(inplanes, planes, **kwargs)
-        self.gate = StrictIdentityGate(epsilon)
-
-
-class EpsilonBottleneck(StrictIdentityMergeMixin, Bottleneck):
-    """The trunk's Bottleneck with a strict-identity gate on the residual branch."""
-
-    def __init__(self, inplanes, planes, epsilon=2.0, **kwargs):
-        super().__init__(inplanes, planes, **kwargs)
-        self.gate = StrictIdentityGate(epsilon)
-
-
-_GATED_BLOCKS = {BasicBlock: EpsilonBasicBlock, Bottleneck: EpsilonBottleneck}
 
 
 def side_supervision_block(stage_blocks):
@@ -89,17 +69,13 @@ class EpsilonResNet(ResNet):
             raise ValueError('EpsilonResNet needs zero_init_residual=False: with the last norm '
                              'of each block at 0 every residual output is 0, so every '
                              'strict-identity gate is 0 and no branch ever gets a gradient')
-        if epsilon is None or epsilon < 0:
-            raise ValueError(f'epsilon must be a number >= 0, got {epsilon!r}')
-        self.epsilon = float(epsilon)
-        super().__init__(depth, zero_init_residual=False, **kwargs)
-
-    def make_res_layer(self, **kwargs):
-        # The trunk sees its plain block classes (so its attention/SK/ResNeXt logic applies);
-        # the gated subclasses are swapped in here.
-        kwargs['block'] = _GATED_BLOCKS[kwargs['block']]
-        kwargs['epsilon'] = self.epsilon
-        return super().make_res_layer(**kwargs)
+        if 'merge' in kwargs:
+            raise ValueError(f'EpsilonResNet is the trunk with merge="StrictIdentity"; for '
+                             f'another merge use resvariants.ResNet (got merge={kwargs["merge"]!r})')
+        merge = build_merge(dict(type='StrictIdentity', epsilon=epsilon))
+        self.epsilon = merge.epsilon
+        super().__init__(depth, zero_init_residual=False,
+                         merge=dict(type='StrictIdentity', epsilon=self.epsilon), **kwargs)
 
     def side_supervision_point(self):
         """``(stage, block, channels)`` of the source's side head (stage 3, see
@@ -189,9 +165,8 @@ class CompactResNet(ResNet):
 
 
 __all__ = [
-    'CompactResNet', 'EpsilonBasicBlock', 'EpsilonBottleneck', 'EpsilonPreActBasicBlock',
-    'EpsilonResNet', 'ParameterFreeDownsample', 'PreActBasicBlock', 'PreActResNetCIFAR',
-    'ProjectionShortcut', 'StrictIdentityGate', 'apply_discard_record', 'discard_record',
+    'CompactResNet', 'EpsilonResNet', 'ParameterFreeDownsample', 'PreActBasicBlock',
+    'PreActResNetCIFAR', 'ProjectionShortcut', 'StrictIdentityGate', 'apply_discard_record', 'discard_record',
     'find_strict_identity_gates', 'side_supervision_block', 'strict_identity_gate'
 ]
 

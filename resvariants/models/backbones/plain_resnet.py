@@ -6,9 +6,9 @@ Three backbones share the trunk's stem / stage layout and state-dict names:
   32 / 56 / 110 with 16-32-64 channels, or any ImageNet depth with the CIFAR stem). It is the
   teacher of the "ResNet with No Res" recipe (tgjjj/ResNet-Distillation, ResNet-20,
   docs/architectures.md 4.1): torchvision-style projection shortcuts (1x1 conv + BN).
-* ``PlainResNet``: the same network with the residual addition removed, the student of the
-  stage-wise distillation (``StagewiseDistiller``). Each block computes
-  ``relu(residual(x))``; unlike the source, which still runs the projection convs and throws
+* ``PlainResNet``: the same network with the residual addition removed (the trunk with
+  ``merge='NoShortcut'``), the student of the stage-wise distillation
+  (``StagewiseDistiller``). Each block computes ``relu(residual(x))``; unlike the source, which still runs the projection convs and throws
   their result away, no shortcut module is built or run, so the plain network has fewer
   parameters and MACs than the residual one.
 * ``RMPlainResNet``: the deploy form produced by ``resvariants.converters.remove_residual``
@@ -26,10 +26,10 @@ backbones work in mmpretrain classifiers and mmdet detectors alike.
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmengine.model import BaseModule, Sequential
+from mmengine.model import BaseModule
 
 from resvariants.registry import MODELS
-from .resnet import BasicBlock, Bottleneck, ResNet
+from .resnet import BasicBlock, Bottleneck, ResNet, ShortcutFreeResLayer
 
 #: CIFAR ResNets (He et al. 2016, section 4.2): depth 6n + 2, n basic blocks per stage.
 CIFAR_DEPTHS = (20, 32, 44, 56, 110)
@@ -38,55 +38,6 @@ STEM_TYPES = ('imagenet', 'cifar')
 
 def _cifar_arch_settings(block):
     return {depth: (block, ((depth - 2) // 6, ) * 3) for depth in CIFAR_DEPTHS}
-
-
-class PlainBasicBlock(BasicBlock):
-    """BasicBlock without the residual addition: ``relu(bn2(conv2(relu(bn1(conv1(x))))))``.
-
-    The block of the "ResNet with No Res" student (docs/architectures.md 4.1). It has no shortcut
-    module, so a stride-2 or widening block has no projection parameters at all.
-    """
-
-    def __init__(self, inplanes, planes, downsample=None, **kwargs):
-        if downsample is not None:
-            raise ValueError(f'{type(self).__name__} has no shortcut; it takes no downsample '
-                             f'module (got {type(downsample).__name__})')
-        super().__init__(inplanes, planes, downsample=None, **kwargs)
-
-    def merge(self, out, x):
-        """No residual addition: the block output is its residual branch alone."""
-        return out
-
-
-class PlainBottleneck(Bottleneck):
-    """Bottleneck without the residual addition: conv1-BN-ReLU-conv2-BN-ReLU-conv3-BN-ReLU."""
-
-    def __init__(self, inplanes, planes, downsample=None, **kwargs):
-        if downsample is not None:
-            raise ValueError(f'{type(self).__name__} has no shortcut; it takes no downsample '
-                             f'module (got {type(downsample).__name__})')
-        super().__init__(inplanes, planes, downsample=None, **kwargs)
-
-    def merge(self, out, x):
-        """No residual addition: the block output is its residual branch alone."""
-        return out
-
-
-class PlainResLayer(Sequential):
-    """A stage of blocks built without any shortcut module.
-
-    Takes mmdet ``ResLayer``'s arguments; ``avg_down`` only concerns the (absent) shortcut and is
-    ignored. The first block has the stage's stride and input width.
-    """
-
-    def __init__(self, block, inplanes, planes, num_blocks, stride=1, avg_down=False,
-                 **kwargs):
-        del avg_down
-        blocks = [block(inplanes=inplanes, planes=planes, stride=stride, **kwargs)]
-        inplanes = planes * block.expansion
-        blocks += [block(inplanes=inplanes, planes=planes, stride=1, **kwargs)
-                   for _ in range(1, num_blocks)]
-        super().__init__(*blocks)
 
 
 class _StemOptionMixin:
@@ -156,9 +107,6 @@ class CifarResNet(_StemOptionMixin, ResNet):
         super().__init__(depth, **kwargs)
 
 
-_PLAIN_BLOCKS = {BasicBlock: PlainBasicBlock, Bottleneck: PlainBottleneck}
-
-
 @MODELS.register_module()
 class PlainResNet(_StemOptionMixin, ResNet):
     """ResNet without residual additions (the "ResNet with No Res" student).
@@ -182,11 +130,7 @@ class PlainResNet(_StemOptionMixin, ResNet):
         [(1, 64, 16, 16), (1, 512, 2, 2)]
     """
 
-    arch_settings = {
-        depth: (_PLAIN_BLOCKS[block], stages)
-        for depth, (block, stages) in {**ResNet.arch_settings,
-                                       **_cifar_arch_settings(BasicBlock)}.items()
-    }
+    arch_settings = CifarResNet.arch_settings
 
     def __init__(self, depth, stem=None, zero_init_residual=False, sk=None, groups=1,
                  **kwargs):
@@ -199,12 +143,11 @@ class PlainResNet(_StemOptionMixin, ResNet):
         if depth not in self.arch_settings:
             raise KeyError(f'unsupported depth {depth} for {type(self).__name__}; valid depths: '
                            f'{sorted(self.arch_settings)}')
-        kwargs = self._resolve_stem(depth, stem, kwargs)
+        if 'merge' in kwargs:
+            raise ValueError(f'{type(self).__name__} is the trunk with merge="NoShortcut"; for '
+                             f'another merge use resvariants.ResNet (got merge={kwargs["merge"]!r})')
+        kwargs = self._resolve_stem(depth, stem, dict(kwargs, merge='NoShortcut'))
         super().__init__(depth, zero_init_residual=False, **kwargs)
-
-    def make_res_layer(self, **kwargs):
-        kwargs.pop('sk', None)
-        return PlainResLayer(**kwargs)
 
 
 class _RMBlockBase(BaseModule):
@@ -339,4 +282,5 @@ class RMPlainResNet(PlainResNet):
 
     def make_res_layer(self, **kwargs):
         kwargs.pop('sk', None)
-        return PlainResLayer(reserve_identity=self.reserve_identity, **kwargs)
+        kwargs.pop('merge', None)
+        return ShortcutFreeResLayer(reserve_identity=self.reserve_identity, **kwargs)

@@ -20,7 +20,7 @@ from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 
 from resvariants.registry import MODELS
-from .strict_identity import StrictIdentityGate, StrictIdentityMergeMixin
+from .merges import MergeMixin
 
 
 class ParameterFreeDownsample(nn.Module):
@@ -43,7 +43,7 @@ class ParameterFreeDownsample(nn.Module):
         return F.pad(x, (0, 0, 0, 0, pad, pad)) if pad else x
 
 
-class PreActBasicBlock(BaseModule):
+class PreActBasicBlock(MergeMixin, BaseModule):
     """Pre-activation basic block: ``forward(x) = merge(residual(x), x)`` (no ReLU after).
 
     Args:
@@ -54,10 +54,12 @@ class PreActBasicBlock(BaseModule):
             very first block, whose input already is BN-ReLU'd by the stem). Defaults to True.
         conv_cfg (dict | None): Conv layer config. Defaults to None (Conv2d).
         norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        merge (dict | None): How the shortcut is added (``merges.MERGES``); None is
+            ``Residual``, ``dict(type='StrictIdentity', epsilon=2.5)`` the gated block.
     """
 
     def __init__(self, in_channels, out_channels, stride=1, preact=True, conv_cfg=None,
-                 norm_cfg=dict(type='BN'), init_cfg=None):
+                 norm_cfg=dict(type='BN'), merge=None, init_cfg=None):
         super().__init__(init_cfg)
         self.preact = preact
         if preact:
@@ -72,6 +74,7 @@ class PreActBasicBlock(BaseModule):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (ParameterFreeDownsample(in_channels, out_channels, stride)
                            if stride != 1 or in_channels != out_channels else None)
+        self.build_merge_from(merge)
 
     def residual(self, x):
         """F(x): ``[BN-ReLU] -> conv1 -> BN-ReLU -> conv2``."""
@@ -79,23 +82,8 @@ class PreActBasicBlock(BaseModule):
         out = self.relu(getattr(self, self.norm2_name)(self.conv1(out)))
         return self.conv2(out)
 
-    def shortcut(self, x):
-        """The raw input, or the parameter-free downsampling of it."""
-        return x if self.downsample is None else self.downsample(x)
-
-    def merge(self, out, x):
-        return out + self.shortcut(x)
-
     def forward(self, x):
         return self.merge(self.residual(x), x)
-
-
-class EpsilonPreActBasicBlock(StrictIdentityMergeMixin, PreActBasicBlock):
-    """Pre-activation basic block whose residual branch is strict-identity gated."""
-
-    def __init__(self, in_channels, out_channels, epsilon=2.5, **kwargs):
-        super().__init__(in_channels, out_channels, **kwargs)
-        self.gate = StrictIdentityGate(epsilon)
 
 
 @MODELS.register_module()
@@ -170,9 +158,8 @@ class PreActResNetCIFAR(BaseModule):
         self.add_module(self.norm1_name, norm1)
         self.relu = nn.ReLU(inplace=True)
         block_kwargs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
-        block = PreActBasicBlock if epsilon is None else EpsilonPreActBasicBlock
         if epsilon is not None:
-            block_kwargs['epsilon'] = epsilon
+            block_kwargs['merge'] = dict(type='StrictIdentity', epsilon=epsilon)
         self.res_layers = []
         channels = base_channels
         for i in range(num_stages):
@@ -183,8 +170,8 @@ class PreActResNetCIFAR(BaseModule):
                 channels, stride = width, 1
             for j in range(stage_blocks[i]):
                 preact = not (i == 0 and j == 0 and not first_block_preact)
-                layers.append(block(channels, width, stride=stride, preact=preact,
-                                    **block_kwargs))
+                layers.append(PreActBasicBlock(channels, width, stride=stride, preact=preact,
+                                               **block_kwargs))
                 channels, stride = width, 1
             if stride != 1 or channels != width:
                 raise ValueError(f'stage {i + 1} has no blocks and no shortcut, but its input '

@@ -30,9 +30,11 @@ from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmdet.models.backbones.resnet import BasicBlock as MMDetBasicBlock
 from mmdet.models.backbones.resnet import ResNet as MMDetResNet
 from mmdet.models.backbones.resnext import Bottleneck as MMDetResNeXtBottleneck
+from mmengine.model import Sequential
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
+from .merges import MergeMixin, build_merge
 from ..attention._norm import is_synchronised, one_value_per_channel
 from ..attention.factory import (attention_placement, build_attention, check_plugin_cfgs,
                                  normalize_attention_cfg)
@@ -41,22 +43,14 @@ from ..attention.sk import SKFusion
 _BLOCK_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
 
 
-class _BlockMixin:
+class _BlockMixin(MergeMixin):
     """The block contract every variant builds on.
 
     ``forward(x) = relu(merge(residual(x), x))`` where ``residual`` is the residual branch and
-    ``merge`` adds the shortcut. Variants override one of the three pieces instead of copying
-    ``forward`` (a plain block's ``merge`` returns ``out`` and never runs the shortcut; an
-    epsilon-gated block scales ``out``; an ED block adds a path on the shortcut output).
+    ``merge`` adds the shortcut: a component from ``merges.MERGES`` chosen by the trunk's
+    ``merge=`` (a plain block returns ``out`` and has no shortcut; an epsilon-gated block
+    scales ``out``; an ED block adds a path on the shortcut output).
     """
-
-    def shortcut(self, x):
-        """The identity, or the projection (``downsample``) when the shape changes."""
-        return x if self.downsample is None else self.downsample(x)
-
-    def merge(self, out, x):
-        """Combine the residual branch output with the block input (before the final ReLU)."""
-        return out + self.shortcut(x)
 
 
 class _BuffersKept:
@@ -106,8 +100,9 @@ class BasicBlock(_BlockMixin, MMDetBasicBlock):
     PytorchInsight puts SE/CBAM/SGE in its basic blocks.
     """
 
-    def __init__(self, inplanes, planes, plugins=None, **kwargs):
+    def __init__(self, inplanes, planes, plugins=None, merge=None, **kwargs):
         super().__init__(inplanes, planes, plugins=None, **kwargs)
+        self.build_merge_from(merge)
         self.after_conv1_plugin_names = []
         self.after_conv2_plugin_names = []
         for plugin in plugins or []:
@@ -145,11 +140,14 @@ class Bottleneck(_BlockMixin, MMDetResNeXtBottleneck):
     Args:
         sk (dict | None): ``dict(groups=32, ratio=16)`` adds PytorchInsight's second 3x3
             branch (``conv2g``/``bn2g``, ``groups`` groups) and the ``sk`` fusion module.
+        merge (dict | str | None): How the shortcut is added (``merges.MERGES``); None is
+            ``Residual``.
         Other arguments: as mmdet's ResNeXt ``Bottleneck`` (``groups=1`` is plain ResNet).
     """
 
-    def __init__(self, inplanes, planes, sk=None, **kwargs):
+    def __init__(self, inplanes, planes, sk=None, merge=None, **kwargs):
         super().__init__(inplanes, planes, **kwargs)
+        self.build_merge_from(merge)
         self.with_sk = sk is not None
         if self.with_sk:
             sk = dict(sk)
@@ -196,6 +194,23 @@ class Bottleneck(_BlockMixin, MMDetResNeXtBottleneck):
     forward = _block_forward
 
 
+class ShortcutFreeResLayer(Sequential):
+    """A stage of blocks built without any shortcut module (for a merge that needs none).
+
+    Takes mmdet ``ResLayer``'s arguments; ``avg_down`` only concerns the (absent) shortcut and is
+    ignored. The first block has the stage's stride and input width.
+    """
+
+    def __init__(self, block, inplanes, planes, num_blocks, stride=1, avg_down=False,
+                 **kwargs):
+        del avg_down
+        blocks = [block(inplanes=inplanes, planes=planes, stride=stride, **kwargs)]
+        inplanes = planes * block.expansion
+        blocks += [block(inplanes=inplanes, planes=planes, stride=1, **kwargs)
+                   for _ in range(1, num_blocks)]
+        super().__init__(*blocks)
+
+
 @MODELS.register_module()
 class ResNet(MMDetResNet):
     """ResNet / ResNeXt trunk with PytorchInsight attention variants, for mmpretrain and mmdet.
@@ -209,6 +224,10 @@ class ResNet(MMDetResNet):
         sk (dict | None): Selective-kernel 3x3 (bottleneck only), e.g. ``dict(groups=32)``.
         groups (int): ResNeXt cardinality (1 = ResNet). Defaults to 1.
         base_width (int): ResNeXt width per group. Defaults to 4.
+        merge (dict | str | None): How every block adds its shortcut (``merges.MERGES``):
+            ``'Residual'`` (None, the default), ``'NoShortcut'`` (no projection shortcuts are
+            built), ``dict(type='StrictIdentity', epsilon=2.0)``, ``dict(type='EDPath',
+            groups=32)``. The presets PlainResNet / EpsilonResNet / EDResNet set it.
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``, ``dcn``,
             ``plugins``, ``init_cfg``, ...).
@@ -230,7 +249,7 @@ class ResNet(MMDetResNet):
     }
 
     def __init__(self, depth, attention=None, attention_stages=None, sk=None, groups=1,
-                 base_width=4, plugins=None, **kwargs):
+                 base_width=4, plugins=None, merge=None, **kwargs):
         if depth not in self.arch_settings:
             raise KeyError(f'unsupported ResNet depth {depth}; valid depths: '
                            f'{sorted(self.arch_settings)}')
@@ -269,6 +288,14 @@ class ResNet(MMDetResNet):
         self.sk = sk
         self.groups = groups
         self.base_width = base_width
+        self.merge_cfg = merge
+        self.shortcut_merge = build_merge(merge)
+        if not self.shortcut_merge.allows_zero_init_residual:
+            if kwargs.get('zero_init_residual'):
+                raise ValueError(f'merge={self.shortcut_merge!r} needs zero_init_residual=False: '
+                                 f'a zero last norm in every block would never train (no '
+                                 f'shortcut, or a gate that stays closed)')
+            kwargs['zero_init_residual'] = False
         super().__init__(depth, plugins=plugins, **kwargs)
         if self.stage_attention_cfg is not None:
             for i, enabled in enumerate(self.attention_stages):
@@ -283,11 +310,15 @@ class ResNet(MMDetResNet):
         if issubclass(block, Bottleneck):
             kwargs.update(groups=self.groups, base_width=self.base_width,
                           base_channels=self.base_channels, sk=self.sk)
+        if self.merge_cfg is not None:
+            kwargs['merge'] = self.merge_cfg
         if (self.zero_init_residual and kwargs.get('init_cfg') is None
                 and isinstance(self.init_cfg, list)):
             # mmdet compares block classes by identity, so it skips our subclasses
             norm = 'norm3' if issubclass(block, Bottleneck) else 'norm2'
             kwargs['init_cfg'] = dict(type='Constant', val=0, override=dict(name=norm))
+        if not self.shortcut_merge.needs_projection:
+            return ShortcutFreeResLayer(**kwargs)
         return super().make_res_layer(**kwargs)
 
     def stage_attention(self, index):

@@ -84,17 +84,6 @@ class StrictIdentityGate(nn.Module):
         return gate * residual
 
 
-class StrictIdentityMergeMixin:
-    """Block mixin: ``merge(out, x) = gate(out) * out + shortcut(x)``.
-
-    The block must own a ``StrictIdentityGate`` named ``gate``; the rest of the block contract
-    (``residual``, ``shortcut``, ``forward``) is the parent block's.
-    """
-
-    def merge(self, out, x):
-        return self.gate(out) + self.shortcut(x)
-
-
 def find_strict_identity_gates(model):
     """``OrderedDict`` block name -> gate, for every gated block of ``model`` (forward order)."""
     gates = OrderedDict()
