@@ -24,31 +24,31 @@ An unknown key is an error (nothing is dropped silently).
 """
 import re
 
-import torch
+from .resnet_layout import linear_as_conv1x1, rename_or_fail, strip_prefix
 
 #: architectures with a config ``configs/imagenet/<arch>_in1k.py``
 ED_ARCHS = ('ed_resnet50', 'ed_resnet101', 'ed_resnet152', 'ed_resnext50', 'ed_resnext101',
             'ed_se_resnet50')
 
 _BLOCK = r'layer(\d)\.layer\1_block_(\d+)\.'
-_BLOCK_RULES = [
-    (re.compile(_BLOCK + r'conv_conv([123])\.(weight)$'), r'conv\3.\4'),
-    (re.compile(_BLOCK + r'bn_bn([123])\.(\w+)$'), r'bn\3.\4'),
-    (re.compile(_BLOCK + r'shortcut\.shortcut_conv\.(weight)$'), r'downsample.0.\3'),
-    (re.compile(_BLOCK + r'shortcut\.shortcut_bn\.(\w+)$'), r'downsample.1.\3'),
-    (re.compile(_BLOCK + r'encoder\.encoder_conv\.(weight)$'), r'ed_path.encoder_conv.\3'),
-    (re.compile(_BLOCK + r'encoder\.encoder_bn\.(\w+)$'), r'ed_path.encoder_norm.\3'),
-    (re.compile(_BLOCK + r'decoder\.decoder_conv\.(weight)$'), r'ed_path.decoder_conv.\3'),
-    (re.compile(_BLOCK + r'decoder\.decoder_bn\.(\w+)$'), r'ed_path.decoder_norm.\3'),
-    (re.compile(_BLOCK + r'fc_reduction\.(weight|bias)$'), r'se_layer.conv1.conv.\3'),
-    (re.compile(_BLOCK + r'fc_extention\.(weight|bias)$'), r'se_layer.conv2.conv.\3'),
+_OURS = r'backbone.layer\1.\2.'
+_RULES = [
+    (re.compile(r'^fc\.(weight|bias)$'), r'head.fc.\1'),
+    (re.compile(r'^(conv1\.weight|bn1\.\w+)$'), r'backbone.\1'),
+    (re.compile(_BLOCK + r'conv_conv([123])\.(weight)$'), _OURS + r'conv\3.\4'),
+    (re.compile(_BLOCK + r'bn_bn([123])\.(\w+)$'), _OURS + r'bn\3.\4'),
+    (re.compile(_BLOCK + r'shortcut\.shortcut_conv\.(weight)$'), _OURS + r'downsample.0.\3'),
+    (re.compile(_BLOCK + r'shortcut\.shortcut_bn\.(\w+)$'), _OURS + r'downsample.1.\3'),
+    (re.compile(_BLOCK + r'encoder\.encoder_conv\.(weight)$'), _OURS + r'ed_path.encoder_conv.\3'),
+    (re.compile(_BLOCK + r'encoder\.encoder_bn\.(\w+)$'), _OURS + r'ed_path.encoder_norm.\3'),
+    (re.compile(_BLOCK + r'decoder\.decoder_conv\.(weight)$'), _OURS + r'ed_path.decoder_conv.\3'),
+    (re.compile(_BLOCK + r'decoder\.decoder_bn\.(\w+)$'), _OURS + r'ed_path.decoder_norm.\3'),
+    (re.compile(_BLOCK + r'fc_reduction\.(weight|bias)$'), _OURS + r'se_layer.conv1.conv.\3',
+     linear_as_conv1x1),
+    (re.compile(_BLOCK + r'fc_extention\.(weight|bias)$'), _OURS + r'se_layer.conv2.conv.\3',
+     linear_as_conv1x1),
 ]
-_STEM = re.compile(r'^(conv1\.weight|bn1\.\w+)$')
 _DEPTHS = {(4, 6): 50, (4, 23): 101, (8, 36): 152}
-
-
-def _strip_module(state):
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
 def _blocks_per_stage(keys):
@@ -67,7 +67,7 @@ def infer_ednet_arch(state):
         tuple[str, float]: the architecture and the residual-branch width ratio of the first
         block (1.0 for the released models; smaller for a reduced-width -A / -B model).
     """
-    state = _strip_module(state)
+    state = strip_prefix(state)
     blocks = _blocks_per_stage(state)
     depth = _DEPTHS.get((blocks.get(2), blocks.get(3)))
     if depth is None or blocks.get(1) != 3 or blocks.get(4) != 3:
@@ -96,30 +96,4 @@ def convert_ednet_state_dict(state_dict):
     Raises:
         KeyError: listing every key that has no mapping.
     """
-    state = _strip_module(state_dict)
-    converted, unknown = {}, []
-    for key, value in state.items():
-        if key in ('fc.weight', 'fc.bias'):
-            converted[f'head.{key}'] = value
-            continue
-        if _STEM.match(key):
-            converted[f'backbone.{key}'] = value
-            continue
-        for pattern, repl in _BLOCK_RULES:
-            match = pattern.match(key)
-            if match:
-                new_key = f'layer{match.group(1)}.{match.group(2)}.' + match.expand(repl)
-                if '.se_layer.' in new_key and new_key.endswith('weight') and value.dim() == 2:
-                    value = value[:, :, None, None]
-                converted[f'backbone.{new_key}'] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise KeyError(f'{len(unknown)} ED-Net keys have no mapping: ' + ', '.join(unknown[:20])
-                       + (' ...' if len(unknown) > 20 else ''))
-    for key in list(converted):
-        if key.endswith('.running_mean'):
-            counter = key[:-len('running_mean')] + 'num_batches_tracked'
-            converted.setdefault(counter, torch.tensor(0, dtype=torch.long))
-    return converted
+    return rename_or_fail(strip_prefix(state_dict), _RULES, 'ED-Net')

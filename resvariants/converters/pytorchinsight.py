@@ -16,51 +16,55 @@ caller has to name the architecture (``--arch resnet50`` or ``--arch ws_resnet50
 """
 import re
 
+from .resnet_layout import linear_as_conv1x1, rename_or_fail, strip_prefix
+
 #: architectures with a config ``configs/imagenet/<arch>_in1k.py``; ``ws_`` = resnet_ws.py
 PI_ARCHS = tuple(f'{v}resnet{d}' for v in ('', 'ws_', 'se_', 'sk_', 'cbam_', 'bam_', 'gc_',
                                            'sge_', 'srm_') for d in (50, 101))
 
 _BLOCK = r'(layer\d+\.\d+)\.'
 _RULES = [
+    (re.compile(r'^fc\.(weight|bias)$'), r'head.fc.\1'),
     # SE: Linear -> 1x1 conv of mmpretrain's SELayer layout
-    (re.compile(_BLOCK + r'se\.fc\.0\.(weight|bias)$'), r'\1.se_layer.conv1.conv.\2', 'conv'),
-    (re.compile(_BLOCK + r'se\.fc\.2\.(weight|bias)$'), r'\1.se_layer.conv2.conv.\2', 'conv'),
+    (re.compile(_BLOCK + r'se\.fc\.0\.(weight|bias)$'), r'backbone.\1.se_layer.conv1.conv.\2',
+     linear_as_conv1x1),
+    (re.compile(_BLOCK + r'se\.fc\.2\.(weight|bias)$'), r'backbone.\1.se_layer.conv2.conv.\2',
+     linear_as_conv1x1),
     # CBAM
-    (re.compile(_BLOCK + r'cbam\.ChannelGate\.mlp\.1\.(.+)$'), r'\1.cbam.channel_fc1.\2', None),
-    (re.compile(_BLOCK + r'cbam\.ChannelGate\.mlp\.3\.(.+)$'), r'\1.cbam.channel_fc2.\2', None),
-    (re.compile(_BLOCK + r'cbam\.SpatialGate\.spatial\.conv\.(.+)$'), r'\1.cbam.spatial_conv.\2',
-     None),
-    (re.compile(_BLOCK + r'cbam\.SpatialGate\.spatial\.bn\.(.+)$'), r'\1.cbam.spatial_bn.\2',
-     None),
+    (re.compile(_BLOCK + r'cbam\.ChannelGate\.mlp\.1\.(.+)$'), r'backbone.\1.cbam.channel_fc1.\2'),
+    (re.compile(_BLOCK + r'cbam\.ChannelGate\.mlp\.3\.(.+)$'), r'backbone.\1.cbam.channel_fc2.\2'),
+    (re.compile(_BLOCK + r'cbam\.SpatialGate\.spatial\.conv\.(.+)$'),
+     r'backbone.\1.cbam.spatial_conv.\2'),
+    (re.compile(_BLOCK + r'cbam\.SpatialGate\.spatial\.bn\.(.+)$'),
+     r'backbone.\1.cbam.spatial_bn.\2'),
     # SK*: the fusion convs move into the block's ``sk`` module
-    (re.compile(_BLOCK + r'(conv_fc1|bn_fc1|conv_fc2)\.(.+)$'), r'\1.sk.\2.\3', None),
+    (re.compile(_BLOCK + r'(conv_fc1|bn_fc1|conv_fc2)\.(.+)$'), r'backbone.\1.sk.\2.\3'),
     # SRM: the official code (style-based-recalibration-module) names the module ``rclb``
-    (re.compile(_BLOCK + r'rclb\.(cfc|bn\.\w+)$'), r'\1.srm.\2', None),
+    (re.compile(_BLOCK + r'rclb\.(cfc|bn\.\w+)$'), r'backbone.\1.srm.\2'),
     # GC: same sub-keys as mmcv's ContextBlock
-    (re.compile(_BLOCK + r'gc\.(.+)$'), r'\1.context_block.\2', None),
+    (re.compile(_BLOCK + r'gc\.(.+)$'), r'backbone.\1.context_block.\2'),
     # BAM (stage level)
-    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_fc_0\.(.+)$'), r'\1.channel_fc1.\2', None),
-    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_bn_1\.(.+)$'), r'\1.channel_bn.\2', None),
-    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_fc_final\.(.+)$'), r'\1.channel_fc2.\2',
-     None),
+    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_fc_0\.(.+)$'),
+     r'backbone.\1.channel_fc1.\2'),
+    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_bn_1\.(.+)$'),
+     r'backbone.\1.channel_bn.\2'),
+    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_fc_final\.(.+)$'),
+     r'backbone.\1.channel_fc2.\2'),
     (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_conv_reduce0\.(.+)$'),
-     r'\1.spatial_reduce.\2', None),
+     r'backbone.\1.spatial_reduce.\2'),
     (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_bn_reduce0\.(.+)$'),
-     r'\1.spatial_reduce_bn.\2', None),
+     r'backbone.\1.spatial_reduce_bn.\2'),
     (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_conv_di_(\d+)\.(.+)$'),
-     r'\1.spatial_dilated.\2.\3', None),
+     r'backbone.\1.spatial_dilated.\2.\3'),
     (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_bn_di_(\d+)\.(.+)$'),
-     r'\1.spatial_dilated_bn.\2.\3', None),
+     r'backbone.\1.spatial_dilated_bn.\2.\3'),
     (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_conv_final\.(.+)$'),
-     r'\1.spatial_final.\2', None),
+     r'backbone.\1.spatial_final.\2'),
+    # the trunk (torchvision names), SK's second branch, SGE, SRM in our own layout
+    (re.compile(r'^(conv1\.weight|bn1\.\w+|' + _BLOCK +
+                r'(conv[123]|bn[123]|conv2g|bn2g|downsample\.[01])\.\w+|'
+                + _BLOCK + r'(sge\.(weight|bias)|srm\.(cfc|bn\.\w+)))$'), r'backbone.\g<0>'),
 ]
-_TRUNK = re.compile(r'^(conv1\.weight|bn1\.\w+|' + _BLOCK +
-                    r'(conv[123]|bn[123]|conv2g|bn2g|downsample\.[01])\.\w+|'
-                    + _BLOCK + r'(sge\.(weight|bias)|srm\.(cfc|bn\.\w+)))$')
-
-
-def _strip_module(state):
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
 #: the key that marks each attention variant (``rclb.cfc``: the official SRM code's layout)
@@ -85,7 +89,7 @@ def pytorchinsight_arch_candidates(state):
     Raises:
         ValueError: if the layout is none of :data:`PI_ARCHS` (the message says why).
     """
-    state = _strip_module(state)
+    state = strip_prefix(state)
     blocks = {}
     for key in state:
         match = _BLOCK_KEY.match(key)
@@ -136,25 +140,4 @@ def convert_pytorchinsight_state_dict(state):
     Raises:
         KeyError: listing every key that has no mapping.
     """
-    state = _strip_module(state)
-    converted, unknown = {}, []
-    for key, value in state.items():
-        if key in ('fc.weight', 'fc.bias'):
-            converted[f'head.{key}'] = value
-            continue
-        for pattern, repl, kind in _RULES:
-            if pattern.match(key):
-                new_key = pattern.sub(repl, key)
-                if kind == 'conv' and key.endswith('weight') and value.dim() == 2:
-                    value = value[:, :, None, None]
-                converted[f'backbone.{new_key}'] = value
-                break
-        else:
-            if _TRUNK.match(key):
-                converted[f'backbone.{key}'] = value
-            else:
-                unknown.append(key)
-    if unknown:
-        raise KeyError(f'{len(unknown)} PytorchInsight keys have no mapping: '
-                       + ', '.join(unknown[:20]) + (' ...' if len(unknown) > 20 else ''))
-    return converted
+    return rename_or_fail(strip_prefix(state), _RULES, 'PytorchInsight')

@@ -15,6 +15,8 @@ from collections import OrderedDict
 
 import torch
 
+from resvariants.utils.safe_load import load_checkpoint_safely, state_dict_of, strip_prefix
+
 #: keys of the plain trunk (stem, residual branches, projections) in our layout
 TRUNK_KEY = re.compile(r'^(conv1\.weight|bn1\.\w+|stem\.\d+\.\w+|'
                        r'layer\d+\.\d+\.(conv[123]|bn[123]|downsample\.\d+)\.\w+)$')
@@ -27,30 +29,6 @@ class ArchitectureMismatch(ValueError):
     """The source architecture differs from anything ``resvariants.ResNet`` builds exactly."""
 
 
-def strip_prefix(state, prefix='module.'):
-    """Remove a (DataParallel) prefix from every key that has it."""
-    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
-                       for k, v in state.items())
-
-
-def extract_state_dict(checkpoint, source='checkpoint'):
-    """The tensor dict of a checkpoint: plain, ``{'state_dict': ...}`` or ``{'model': ...}``.
-
-    torchvision's reference scripts save ``{'model': ...}``, mmengine/timm/PytorchInsight save
-    ``{'state_dict': ...}``; released files are often the bare dict. ``module.`` is stripped.
-    """
-    if not isinstance(checkpoint, dict) or not checkpoint:
-        raise KeyError(f'{source} holds no state dict (got {type(checkpoint).__name__})')
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    tensors = {k: v for k, v in checkpoint.items() if torch.is_tensor(v)}
-    if not tensors:
-        raise KeyError(f'{source} holds no tensors; top-level keys: {sorted(checkpoint)[:10]}')
-    return strip_prefix(tensors)
-
-
 def read_checkpoint(path):
     """Read ``.safetensors`` or a torch checkpoint (weights-only) into a tensor dict."""
     if str(path).endswith('.safetensors'):
@@ -58,8 +36,7 @@ def read_checkpoint(path):
             raise FileNotFoundError(f'checkpoint file not found: {path}')
         from safetensors.torch import load_file
         return strip_prefix(load_file(path, device='cpu'))
-    from resvariants.utils.safe_load import load_checkpoint_safely
-    return extract_state_dict(load_checkpoint_safely(path, map_location='cpu'), source=path)
+    return state_dict_of(load_checkpoint_safely(path, map_location='cpu'), source=path)
 
 
 def split_classifier_state(state):
@@ -279,23 +256,33 @@ def complete_bn_counters(state):
     return completed
 
 
+def linear_as_conv1x1(value):
+    """A Linear weight ``(out, in)`` as the 1x1 conv weight ``(out, in, 1, 1)`` holding the
+    same map (biases and conv weights pass unchanged)."""
+    return value[:, :, None, None] if value.dim() == 2 else value
+
+
 def rename_or_fail(state, rules, source):
-    """Apply ``[(compiled regex, replacement)]`` to every key; unmatched keys are an error.
+    """Apply ``[(compiled regex, replacement[, transform])]`` to every key (the first rule that
+    matches wins); unmatched keys are an error.
 
     A rule with replacement None drops the key on purpose (e.g. a parameter-free module's
-    buffer). Raises ``KeyError`` listing every key no rule matched.
+    buffer); a transform maps the value (e.g. :func:`linear_as_conv1x1`). Missing BN counters
+    are completed (:func:`complete_bn_counters`). Raises ``KeyError`` counting every key no
+    rule matched and naming the first 20.
     """
     renamed, unknown = OrderedDict(), []
     for key, value in state.items():
-        for pattern, replacement in rules:
+        for pattern, replacement, *transform in rules:
             if pattern.match(key):
                 if replacement is not None:
-                    renamed[pattern.sub(replacement, key)] = value
+                    renamed[pattern.sub(replacement, key)] = (transform[0](value) if transform
+                                                              else value)
                 break
         else:
             unknown.append(key)
     if unknown:
         raise KeyError(f'{len(unknown)} {source} keys have no counterpart in resvariants.ResNet '
-                       f'(a different architecture?): ' + ', '.join(unknown[:12])
-                       + (' ...' if len(unknown) > 12 else ''))
+                       f'(a different architecture?): ' + ', '.join(unknown[:20])
+                       + (' ...' if len(unknown) > 20 else ''))
     return complete_bn_counters(renamed)

@@ -28,7 +28,7 @@ from mmengine.model.weight_init import PretrainedInit, update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 
 from resvariants.converters.resnet_layout import TRUNK_KEY
-from resvariants.utils.safe_load import load_checkpoint_safely
+from resvariants.utils.safe_load import load_checkpoint_safely, state_dict_of
 
 #: the scratch initialisation of the trunk (mmdet ResNet's default, transposed convs included
 #: as EDResNet does), applied before loading so that new modules match a scratch build
@@ -114,10 +114,9 @@ def warm_start(module, state_dict, source='checkpoint'):
 def read_prefixed_state(checkpoint, prefix, source):
     """Tensor dict of ``checkpoint`` (path or dict) with ``prefix`` stripped (keys without it
     are dropped); ``module.`` prefixes are removed first."""
-    from resvariants.converters.resnet_layout import extract_state_dict
     if isinstance(checkpoint, str):
         checkpoint = load_checkpoint_safely(checkpoint, map_location='cpu')
-    state = extract_state_dict(checkpoint, source=source)
+    state = state_dict_of(checkpoint, source=source)
     if prefix:
         prefix = prefix if prefix.endswith('.') else prefix + '.'
         state = OrderedDict((k[len(prefix):], v) for k, v in state.items()

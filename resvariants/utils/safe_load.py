@@ -98,17 +98,27 @@ def load_checkpoint_safely(path, map_location='cpu'):
     return read_checkpoint(path, 'checkpoint', map_location)
 
 
-def state_dict_of(checkpoint, source='checkpoint'):
-    """The state dict of a loaded checkpoint: ``checkpoint['state_dict']`` (mmengine, timm,
-    PytorchInsight), ``checkpoint['model']`` (torchvision's reference scripts) or the bare
-    dict, with a DataParallel ``module.`` prefix removed from its keys."""
-    state = checkpoint
-    if isinstance(checkpoint, dict):
-        for key in ('state_dict', 'model'):
-            if key in checkpoint:
-                state = checkpoint[key]
-                break
-    if not isinstance(state, dict) or not state:
-        raise KeyError(f'{source} holds no state_dict')
-    return OrderedDict((k[len('module.'):] if k.startswith('module.') else k, v)
+def strip_prefix(state, prefix='module.'):
+    """Remove a (DataParallel) prefix from every key that has it."""
+    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
                        for k, v in state.items())
+
+
+def state_dict_of(checkpoint, source='checkpoint'):
+    """The tensors of a loaded checkpoint: ``checkpoint['state_dict']`` (mmengine, timm,
+    PytorchInsight), ``checkpoint['model']`` (torchvision's reference scripts) or the bare
+    dict, with a DataParallel ``module.`` prefix removed from its keys.
+
+    Raises:
+        KeyError: no dict, or a dict without tensors (the message names ``source``).
+    """
+    if not isinstance(checkpoint, dict) or not checkpoint:
+        raise KeyError(f'{source} holds no state dict (got {type(checkpoint).__name__})')
+    for key in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    tensors = {k: v for k, v in checkpoint.items() if torch.is_tensor(v)}
+    if not tensors:
+        raise KeyError(f'{source} holds no tensors; top-level keys: {sorted(checkpoint)[:10]}')
+    return strip_prefix(tensors)

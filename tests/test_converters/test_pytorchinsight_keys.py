@@ -12,6 +12,8 @@ from resvariants.converters import (PI_ARCHS, convert_pytorchinsight_state_dict,
                                     infer_pytorchinsight_arch, pytorchinsight_arch_candidates)
 from tools.model_converters.pytorchinsight_to_mmpretrain import build_imagenet_model
 
+NO_COUNTERPART = 'have no counterpart in resvariants.ResNet (a different architecture?):'
+
 
 def _source_state(arch):
     """Distinct uninitialised tensors in the source's key layout (no values are compared)."""
@@ -49,14 +51,14 @@ def test_the_module_prefix_is_optional_and_only_stripped_at_the_start():
     with pytest.raises(KeyError) as info:
         convert_pytorchinsight_state_dict({'conv1.weight': state['conv1.weight'],
                                            'net.module.fc.weight': state['fc.weight']})
-    assert info.value.args[0] == '1 PytorchInsight keys have no mapping: net.module.fc.weight'
+    assert info.value.args[0] == f'1 PytorchInsight keys {NO_COUNTERPART} net.module.fc.weight'
 
 
 def test_unknown_keys_are_all_counted_and_the_first_20_named():
     unknown = {f'extra.{i}.weight': torch.zeros(1) for i in range(23)}
     with pytest.raises(KeyError) as info:
         convert_pytorchinsight_state_dict({'conv1.weight': torch.zeros(1), **unknown})
-    assert info.value.args[0] == ('23 PytorchInsight keys have no mapping: '
+    assert info.value.args[0] == (f'23 PytorchInsight keys {NO_COUNTERPART} '
                                   + ', '.join(list(unknown)[:20]) + ' ...')
     with pytest.raises(KeyError) as info:  # 21: one more than named
         convert_pytorchinsight_state_dict(dict(list(unknown.items())[:21]))
@@ -64,7 +66,8 @@ def test_unknown_keys_are_all_counted_and_the_first_20_named():
     few = dict(list(unknown.items())[:20])
     with pytest.raises(KeyError) as info:
         convert_pytorchinsight_state_dict(few)
-    assert info.value.args[0] == '20 PytorchInsight keys have no mapping: ' + ', '.join(few)
+    assert info.value.args[0] == (f'20 PytorchInsight keys {NO_COUNTERPART} '
+                                  + ', '.join(few))
 
 
 def _layout(counts=(3, 4, 6, 3), **overrides):

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from resvariants.converters import resnet_layout as rl
+from resvariants.utils.safe_load import state_dict_of
 from resvariants.models import ResNet
 
 
@@ -28,8 +29,8 @@ def test_strip_prefix():
     {'state_dict': {'w': torch.ones(1)}, 'model': {'other': torch.ones(1)}},  # state_dict first
     {'w': torch.ones(1), 'epoch': 3, 'meta': {}},  # non-tensors dropped
 ])
-def test_extract_state_dict(checkpoint):
-    assert list(rl.extract_state_dict(checkpoint)) == ['w']
+def test_state_dict_of(checkpoint):
+    assert list(state_dict_of(checkpoint)) == ['w']
 
 
 @pytest.mark.parametrize('checkpoint, message', [
@@ -37,10 +38,10 @@ def test_extract_state_dict(checkpoint):
     ([1], r'^ckpt.pth holds no state dict \(got list\)$'),
     ({'epoch': 3, 'acc': 0.5}, r"^ckpt.pth holds no tensors; top-level keys: \['acc', 'epoch'\]$"),
 ])
-def test_extract_state_dict_refusals(checkpoint, message):
+def test_state_dict_of_refusals(checkpoint, message):
     import re
     with pytest.raises(KeyError) as info:
-        rl.extract_state_dict(checkpoint, source='ckpt.pth')
+        state_dict_of(checkpoint, source='ckpt.pth')
     assert re.match(message, info.value.args[0])
 
 
@@ -83,19 +84,28 @@ def test_rename_or_fail():
              (re.compile(r'^a\.'), r'never')]
     state = OrderedDict([('a.w', 1), ('drop.me', 2)])
     assert rl.rename_or_fail(state, rules, 'src') == OrderedDict([('x.w', 1)])
-    unknown = OrderedDict((f'k{i:02d}', i) for i in range(14))
+    unknown = OrderedDict((f'k{i:02d}', i) for i in range(24))
     with pytest.raises(KeyError) as info:
         rl.rename_or_fail(unknown, rules, 'src')
     assert info.value.args[0] == (
-        '14 src keys have no counterpart in resvariants.ResNet (a different architecture?): '
-        + ', '.join(f'k{i:02d}' for i in range(12)) + ' ...')
+        '24 src keys have no counterpart in resvariants.ResNet (a different architecture?): '
+        + ', '.join(f'k{i:02d}' for i in range(20)) + ' ...')
     with pytest.raises(KeyError) as info:
         rl.rename_or_fail({'b': 1}, rules, 'src')
     assert info.value.args[0].endswith('(a different architecture?): b')
-    for count, tail in ((12, 'k11'), (13, 'k11 ...')):  # ' ...' only when some are not named
+    for count, tail in ((20, 'k19'), (21, 'k19 ...')):  # ' ...' only when some are not named
         with pytest.raises(KeyError) as info:
             rl.rename_or_fail(OrderedDict(list(unknown.items())[:count]), rules, 'src')
-        assert info.value.args[0].endswith(f'k10, {tail}')
+        assert info.value.args[0].endswith(f'k18, {tail}')
+
+
+def test_rename_rule_transforms_the_value():
+    import re
+    rules = [(re.compile(r'^fc\.(weight|bias)$'), r'se.\1', rl.linear_as_conv1x1)]
+    state = OrderedDict([('fc.weight', torch.ones(3, 2)), ('fc.bias', torch.ones(3))])
+    out = rl.rename_or_fail(state, rules, 'src')
+    assert out['se.weight'].shape == (3, 2, 1, 1) and out['se.bias'].shape == (3, )
+    assert torch.equal(out['se.weight'][:, :, 0, 0], state['fc.weight'])
 
 
 @pytest.mark.parametrize('kwargs, expected', [
@@ -263,11 +273,11 @@ def test_save_converted(tmp_path):
 
 def test_refusal_labels_and_cuts():
     with pytest.raises(KeyError) as info:
-        rl.extract_state_dict([1])  # the default label
+        state_dict_of([1])  # the default label
     assert info.value.args[0] == 'checkpoint holds no state dict (got list)'
     meta = {f'k{i:02d}': i for i in range(12)}
     with pytest.raises(KeyError) as info:
-        rl.extract_state_dict(meta, source='c.pth')
+        state_dict_of(meta, source='c.pth')
     assert info.value.args[0] == ('c.pth holds no tensors; top-level keys: '
                                   + str([f'k{i:02d}' for i in range(10)]))
 

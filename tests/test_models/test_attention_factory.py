@@ -5,7 +5,8 @@ from mmengine.registry import DefaultScope
 
 from resvariants.models.attention import factory
 from resvariants.models.attention import (attention_aliases, attention_names,
-                                          attention_placement, attention_types, build_attention, check_plugin_cfgs,
+                                          attention_placement, attention_types,
+                                          build_attention, check_plugin_cfgs,
                                           normalize_attention_cfg)
 
 VALID = ('BAM, CBAM, GCBlock, SEModule, SGE, SRM, bam, cbam, contextblock, gc, se, sge, srm')

@@ -114,7 +114,8 @@ class Case:
 
     @property
     def stage_attention(self):
-        return self.attention_cfg is not None and attention_placement(self.attention_cfg['type']) == 'stage'
+        return (self.attention_cfg is not None
+                and attention_placement(self.attention_cfg['type']) == 'stage')
 
     def config(self, **overrides):
         cfg = dict(type=self.backbone, **self.kwargs)

@@ -432,11 +432,11 @@ def test_init_logs_what_it_did(monkeypatch, tmp_path):
 def test_teacher_checkpoint_without_a_state_dict_is_refused(tmp_path):
     path = tmp_path / 'list.pth'
     torch.save([1, 2], path)
-    with pytest.raises(KeyError, match='list.pth holds no state_dict'):
+    with pytest.raises(KeyError, match=r'list.pth holds no state dict \(got list\)'):
         build_distiller(teacher_checkpoint=str(path))
     path = tmp_path / 'nested.pth'
     torch.save(dict(state_dict=[1]), path)
-    with pytest.raises(KeyError, match='nested.pth holds no state_dict'):
+    with pytest.raises(KeyError, match=r"nested.pth holds no tensors; top-level keys: \['state_dict'\]"):
         build_distiller(teacher_checkpoint=str(path))
 
 
@@ -514,7 +514,7 @@ def test_exact_refusal_messages(tmp_path):
     torch.save([1, 2], path)
     with pytest.raises(KeyError) as info:
         build_distiller(teacher_checkpoint=str(path))
-    assert info.value.args[0] == f'{path} holds no state_dict'
+    assert info.value.args[0] == f'{path} holds no state dict (got list)'
     bad = tmp_path / 'bad.pth'
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(1)}), bad)
     with pytest.raises(KeyError, match=f'teacher checkpoint {bad}'):

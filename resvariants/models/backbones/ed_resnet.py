@@ -160,13 +160,10 @@ class EDResNet(ResNet):
             raise ValueError(f'EDResNet needs a bottleneck depth {self.ed_depths}, got {depth}')
         if not (isinstance(branch_ratio, (int, float)) and 0 < branch_ratio <= 1):
             raise ValueError(f'branch_ratio must be a number in (0, 1], got {branch_ratio!r}')
-        if 'merge' in kwargs:
-            raise ValueError(f'EDResNet is the trunk with merge="EDPath"; for another merge use '
-                             f'resvariants.ResNet (got merge={kwargs["merge"]!r})')
         self.branch_ratio = float(branch_ratio)
         self.ed_groups = build_merge(dict(type='EDPath', groups=ed_groups)).groups
-        super().__init__(depth, init_cfg=init_cfg, merge=dict(type='EDPath', groups=ed_groups),
-                         **kwargs)
+        kwargs = self.with_preset_merge(kwargs, dict(type='EDPath', groups=ed_groups))
+        super().__init__(depth, init_cfg=init_cfg, **kwargs)
         if init_cfg is None and isinstance(self.init_cfg, list):
             # mmdet's default init (Kaiming on 'Conv2d') misses the decoder's ConvTranspose2d;
             # ED-Net initialises every conv, transposed ones included, the same way.

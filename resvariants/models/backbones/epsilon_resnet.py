@@ -69,13 +69,9 @@ class EpsilonResNet(ResNet):
             raise ValueError('EpsilonResNet needs zero_init_residual=False: with the last norm '
                              'of each block at 0 every residual output is 0, so every '
                              'strict-identity gate is 0 and no branch ever gets a gradient')
-        if 'merge' in kwargs:
-            raise ValueError(f'EpsilonResNet is the trunk with merge="StrictIdentity"; for '
-                             f'another merge use resvariants.ResNet (got merge={kwargs["merge"]!r})')
-        merge = build_merge(dict(type='StrictIdentity', epsilon=epsilon))
-        self.epsilon = merge.epsilon
-        super().__init__(depth, zero_init_residual=False,
-                         merge=dict(type='StrictIdentity', epsilon=self.epsilon), **kwargs)
+        self.epsilon = build_merge(dict(type='StrictIdentity', epsilon=epsilon)).epsilon
+        kwargs = self.with_preset_merge(kwargs, dict(type='StrictIdentity', epsilon=self.epsilon))
+        super().__init__(depth, zero_init_residual=False, **kwargs)
 
     def side_supervision_point(self):
         """``(stage, block, channels)`` of the source's side head (stage 3, see
@@ -166,7 +162,8 @@ class CompactResNet(ResNet):
 
 __all__ = [
     'CompactResNet', 'EpsilonResNet', 'ParameterFreeDownsample', 'PreActBasicBlock',
-    'PreActResNetCIFAR', 'ProjectionShortcut', 'StrictIdentityGate', 'apply_discard_record', 'discard_record',
+    'PreActResNetCIFAR', 'ProjectionShortcut', 'StrictIdentityGate', 'apply_discard_record',
+    'discard_record',
     'find_strict_identity_gates', 'side_supervision_block', 'strict_identity_gate'
 ]
 

@@ -143,10 +143,7 @@ class PlainResNet(_StemOptionMixin, ResNet):
         if depth not in self.arch_settings:
             raise KeyError(f'unsupported depth {depth} for {type(self).__name__}; valid depths: '
                            f'{sorted(self.arch_settings)}')
-        if 'merge' in kwargs:
-            raise ValueError(f'{type(self).__name__} is the trunk with merge="NoShortcut"; for '
-                             f'another merge use resvariants.ResNet (got merge={kwargs["merge"]!r})')
-        kwargs = self._resolve_stem(depth, stem, dict(kwargs, merge='NoShortcut'))
+        kwargs = self._resolve_stem(depth, stem, self.with_preset_merge(kwargs, 'NoShortcut'))
         super().__init__(depth, zero_init_residual=False, **kwargs)
 
 

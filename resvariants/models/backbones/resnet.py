@@ -305,6 +305,14 @@ class ResNet(MMDetResNet):
                                     build_attention(self.stage_attention_cfg, channels))
             self._freeze_stages()
 
+    def with_preset_merge(self, kwargs, merge):
+        """``kwargs`` with a preset's ``merge`` (EpsilonResNet, EDResNet, PlainResNet fix it)."""
+        if 'merge' in kwargs:
+            raise ValueError(f'{type(self).__name__} is the trunk with merge={merge!r}; for '
+                             f'another merge use resvariants.ResNet (got merge='
+                             f'{kwargs["merge"]!r})')
+        return dict(kwargs, merge=merge)
+
     def make_res_layer(self, **kwargs):
         block = kwargs['block']
         if issubclass(block, Bottleneck):
