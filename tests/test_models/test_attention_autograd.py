@@ -1,7 +1,7 @@
 """The fast paths behave as the plain formulas under ordinary autograd use (issue 15, part 4).
 
-For every registered attention module, ``fused=True`` (hand-written backward passes of
-``_fused.py`` and CBAM's autograd function) against ``fused=False`` (plain torch ops, autograd's
+For every registered attention module with a fast path, ``fused=True`` (hand-written backward
+passes of ``_fused.py``) against ``fused=False`` (plain torch ops, autograd's
 own backward): outputs, input and parameter gradients, BN running statistics; a second backward
 through a retained graph; double backward; ``gradcheck`` / ``gradgradcheck`` in float64; and
 ``torch.no_grad`` / ``torch.inference_mode``. The ``_fused.py`` primitives are checked the same
@@ -178,16 +178,11 @@ def _attention_pool_loop(x, weight, bias):
 
 #: autograd Function of _fused.py -> (its public call, a plain formula written here, inputs)
 PRIMITIVES = {
-    '_MeanHW': (_fused.mean_hw, lambda x: x.mean((2, 3), keepdim=True), lambda: [_x()]),
     '_MeanStdHW': (lambda x: _fused.mean_std_hw(x, 1e-5, True),
                    lambda x: (x.flatten(2).mean(2), (x.flatten(2).var(2) + 1e-5).sqrt()),
                    lambda: [_x()]),
-    '_BAMGate': (_fused.bam_gate, lambda x, c, s: x * (1 + torch.sigmoid(c * s)),
-                 lambda: [_x(), _x((2, 6, 1, 1), 1), _x((2, 1, 4, 3), 2)]),
     '_SGE': (lambda x, w, b: _fused.sge(x, w, b, 3), _sge_loop,
              lambda: [_x(), _x((1, 3, 1, 1), 1), _x((1, 3, 1, 1), 2)]),
-    '_Select2': (_fused.select2, lambda a, b, wa, wb: a * wa + b * wb,
-                 lambda: [_x(), _x(seed=1), _x((2, 6, 1, 1), 2), _x((2, 6, 1, 1), 3)]),
     '_AttentionPool': (_fused.attention_pool, _attention_pool_loop,
                        lambda: [_x(), _x((1, 6, 1, 1), 1), _x((1, ), 2)]),
     '_ChannelScale': (_fused.channel_scale, lambda x, g: x * g,
@@ -347,22 +342,14 @@ def test_double_backward_with_an_input_that_needs_no_gradient():
     differentiates only the inputs that need it."""
     x = _x().detach()
     leaves = []
-    for fn in (_fused.bam_gate, lambda x, c, s: x * (1 + torch.sigmoid(c * s))):
-        c, s = _x((2, 6, 1, 1), 1), _x((2, 1, 4, 3), 2)
-        out = fn(x, c, s)
-        grads = torch.autograd.grad((out * _weights(out)).sum(), (c, s), create_graph=True)
+    for fn in (lambda x, w, b: _fused.sge(x, w, b, 3), _sge_loop):
+        w, b = _x((1, 3, 1, 1), 1), _x((1, 3, 1, 1), 2)
+        out = fn(x, w, b)
+        grads = torch.autograd.grad((out * _weights(out)).sum(), (w, b), create_graph=True)
         sum(g.square().sum() for g in grads).backward()
-        leaves.append([c.grad, s.grad])
+        leaves.append([w.grad, b.grad])
     for g, e in zip(*leaves):
         _close(g, e, 'double backward without x')
-
-
-def test_mean_hw_takes_the_fast_backward_only_when_a_gradient_is_needed():
-    x = _x()
-    assert type(_fused.mean_hw(x).grad_fn).__name__ == '_MeanHWBackward'
-    assert _fused.mean_hw(x.detach()).grad_fn is None
-    with torch.no_grad():
-        assert _fused.mean_hw(x).grad_fn is None
 
 
 def test_channel_scale_with_a_constant_gate_or_a_constant_input():

@@ -52,14 +52,5 @@ def test_se_default_bottleneck_is_one_sixteenth():
     assert module.conv1.conv.out_channels == 4 and module.conv2.conv.in_channels == 4
 
 
-@pytest.mark.parametrize('kwargs, fused', [
-    (dict(), True),
-    (dict(fused=False), False),
-    (dict(act_cfg=(dict(type='ReLU'), dict(type='HSigmoid'))), False),
-])
-def test_se_forward_takes_the_fused_path_only_for_its_default_layers(spy, kwargs, fused):
-    calls = spy(se, 'channel_scale')
-    module = se.SEModule(64, **kwargs)
-    out = module(torch.randn(2, 64, 5, 6))
-    assert out.shape == (2, 64, 5, 6)
-    assert calls == (['channel_scale'] if fused else [])
+def test_se_forward_is_mmpretrains_selayer():
+    assert se.SEModule.forward is se.SELayer.forward

@@ -114,10 +114,9 @@ def test_cbam_spatial_conv_keeps_the_size():
     assert cbam.spatial_bn.eps == 1e-5
 
 
-@pytest.mark.parametrize('fused', [True, False])
-def test_sk_selects_among_its_default_two_branches(fused):
+def test_sk_selects_among_its_default_two_branches():
     torch.manual_seed(0)
-    sk = attention_types()['SKFusion'](32, ratio=4, fused=fused).eval()
+    sk = attention_types()['SKFusion'](32, ratio=4).eval()
     assert sk.num_branches == 2
     a, b = torch.randn(2, 32, 5, 4), torch.randn(2, 32, 5, 4)
     with torch.no_grad():
@@ -132,11 +131,10 @@ def test_sk_selects_among_its_default_two_branches(fused):
         torch.testing.assert_close(sk([a, b]), expected)
 
 
-@pytest.mark.parametrize('fused', [True, False])
-def test_sk_with_three_branches(fused):
-    """The general path: softmax over the branches of each channel, weighted sum."""
+def test_sk_with_three_branches():
+    """Softmax over the branches of each channel, weighted sum."""
     torch.manual_seed(0)
-    sk = attention_types()['SKFusion'](16, ratio=4, num_branches=3, fused=fused).eval()
+    sk = attention_types()['SKFusion'](16, ratio=4, num_branches=3).eval()
     branches = [torch.randn(2, 16, 4, 3) for _ in range(3)]
     with torch.no_grad():
         bn = sk.bn_fc1

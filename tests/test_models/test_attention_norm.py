@@ -3,7 +3,6 @@ which statistics it uses, what it updates, and when a SyncBN counts as synchroni
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from resvariants.models.attention import _norm
 
@@ -68,28 +67,6 @@ def test_one_value_per_channel(shape, expected):
     assert _norm.one_value_per_channel(torch.zeros(shape)) is expected
 
 
-@pytest.mark.parametrize('training, track, shape, expected', [
-    (True, True, (2, 3, 4, 4), True),
-    (True, True, (2, 3, 1, 1), True),      # 2 values per channel are enough
-    (True, True, (1, 3, 1, 1), False),     # one value: the running statistics
-    (True, True, (1, 3, 2, 1), True),
-    (False, True, (2, 3, 4, 4), False),    # eval mode: always the running statistics
-    (False, True, (1, 3, 1, 1), False),
-    (False, False, (2, 3, 4, 4), True),    # no running statistics: the batch's
-    (True, False, (2, 3, 4, 4), True),
-])
-def test_uses_batch_statistics(training, track, shape, expected):
-    bn = _bn(track_running_stats=track).train(training)
-    assert _norm.uses_batch_statistics(bn, torch.randn(shape)) is expected
-
-
-def test_uses_batch_statistics_of_a_synchronised_bn(monkeypatch):
-    monkeypatch.setattr(_norm, 'dist', _FakeDist(2))
-    bn = nn.SyncBatchNorm(3).train()
-    assert _norm.uses_batch_statistics(bn, torch.randn(1, 3, 1, 1))
-    assert not _norm.uses_batch_statistics(bn.eval(), torch.randn(2, 3, 4, 4))
-
-
 def test_safe_batch_norm_with_one_value_uses_and_keeps_the_running_statistics():
     bn = _bn().train()
     mean, var = bn.running_mean.clone(), bn.running_var.clone()
@@ -133,29 +110,3 @@ def test_safe_batch_norm_of_a_synchronised_bn_is_the_module_call(monkeypatch):
     sentinel = torch.full((1, 3, 1, 1), 7.0)
     monkeypatch.setattr(nn.SyncBatchNorm, 'forward', lambda self, x: sentinel)
     assert _norm.safe_batch_norm(bn, torch.randn(1, 3, 1, 1)) is sentinel
-
-
-@pytest.mark.parametrize('batch_statistics', [True, False])
-def test_batch_norm_again_recomputes_without_updating(batch_statistics):
-    bn = _bn().train()
-    mean, var = bn.running_mean.clone(), bn.running_var.clone()
-    x = torch.randn(2, 3, 4, 4)
-    y = _norm.batch_norm_again(bn, x, batch_statistics)
-    if batch_statistics:
-        expected = _hand_norm(x, x.mean((0, 2, 3)), x.var((0, 2, 3), unbiased=False), bn)
-    else:
-        expected = _hand_norm(x, mean, var, bn)
-    torch.testing.assert_close(y, expected)
-    assert torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var)
-
-
-def test_batch_norm_again_matches_safe_batch_norm():
-    for shape in [(1, 3, 1, 1), (2, 3, 4, 4)]:
-        bn = _bn().train()
-        x = torch.randn(shape)
-        flag = _norm.uses_batch_statistics(bn, x)
-        again = _norm.batch_norm_again(bn, x, flag)
-        torch.testing.assert_close(again, _norm.safe_batch_norm(bn, x))
-        torch.testing.assert_close(again, F.batch_norm(
-            x, None if flag else bn.running_mean, None if flag else bn.running_var,
-            bn.weight, bn.bias, flag, 0.0, bn.eps))

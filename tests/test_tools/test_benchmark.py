@@ -29,9 +29,7 @@ def test_close_is_scale_aware():
 
 
 def test_module_names_and_layouts_come_from_the_registry():
-    assert tool.fused_attention_types() == {
-        'bam': 'BAM', 'cbam': 'CBAM', 'gc': 'GCBlock', 'se': 'SEModule', 'sge': 'SGE',
-        'sk': 'SKFusion', 'srm': 'SRM'}
+    assert tool.fused_attention_types() == {'gc': 'GCBlock', 'sge': 'SGE', 'srm': 'SRM'}
     assert tool.module_layout('BAM') == ((1, 1, 1, 0), 4, 1)
     assert tool.module_layout('SKFusion') == ((3, 4, 6, 3), 1, 2)
     assert tool.module_layout('SGE') == ((3, 4, 6, 3), 4, 1)
@@ -97,13 +95,13 @@ def test_verdict_applies_the_target_to_the_median_ratio(sge_seconds, verdict, tm
 
 
 def test_modules_mode_writes_table(tmp_path):
-    result = tool.main(['--modules', '--module-names', 'sge', 'sk', '--size', '32',
+    result = tool.main(['--modules', '--module-names', 'sge', 'gc', '--size', '32',
                         '--train-batch', '2', '--module-runs', '1', '--warmup', '0',
                         '--threads', '1', '--out-dir', str(tmp_path)])
     rows = result['modules']
     assert [(r['module'], r['stage']) for r in rows] == [
         ('sge', '1'), ('sge', '2'), ('sge', '3'), ('sge', '4'), ('sge', 'network'),
-        ('sk', '1'), ('sk', '2'), ('sk', '3'), ('sk', '4'), ('sk', 'network')]
+        ('gc', '1'), ('gc', '2'), ('gc', '3'), ('gc', '4'), ('gc', 'network')]
     with open(tmp_path / 'modules.csv') as f:
         assert list(csv.DictReader(f).fieldnames) == tool.MODULE_COLUMNS
     assert '| sge | network |' in (tmp_path / 'modules.md').read_text()
@@ -138,8 +136,8 @@ def test_detector_option_writes_its_table(tmp_path):
         assert list(csv.DictReader(f).fieldnames) == tool.DETECTOR_COLUMNS
 
 
-@pytest.mark.parametrize('attention,sk,expected', [('cbam', None, 16), ('bam', None, 3),
-                                                   ('gc', None, 16), (None, dict(groups=8), 16)])
+@pytest.mark.parametrize('attention,sk,expected', [('sge', None, 16), ('srm', None, 16),
+                                                   ('gc', None, 16), ('cbam', None, 0)])
 def test_plain_formula_swap_keeps_the_network_function(attention, sk, expected):
     from resvariants.models import ResNet
     torch.manual_seed(0)

@@ -47,7 +47,6 @@ import copy
 import csv
 import gc
 import glob
-import math
 import os
 import os.path as osp
 import platform

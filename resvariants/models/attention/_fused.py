@@ -1,13 +1,14 @@
-"""Pooling and gating primitives with hand-written backward passes, shared by the modules.
+"""Hand-written backward passes of SGE, SRM and GC, the modules where they pay.
 
 The attention modules spend their time in memory-bound passes over the block output (the
 widest activation of a bottleneck), so the cost is the number of full-size tensors read and
-written. Autograd's generic formulas spend more passes than the maths needs: ``mean`` over
-H x W materialises its broadcast gradient through a division, ``amax`` builds a float mask
-and a tie count, ``var``/``std`` use a slow Welford kernel on the CPU and a multi-pass
-backward, and ``x * (1 + sigmoid(c * s))`` keeps and revisits four full-size temporaries.
-The functions here compute the same forward values (same operations, or a two-pass variance
-instead of Welford, equal to rounding) and return their gradients in the fewest passes.
+written. Autograd's generic formulas spend more passes than the maths needs (``var``/``std``
+use a slow Welford kernel on the CPU and a multi-pass backward; SGE's grouped similarity and
+GC's softmax pooling keep several full-size temporaries). The functions here compute the same
+forward values (same operations, or a two-pass variance instead of Welford, equal to rounding)
+and return their gradients in the fewest passes. They are kept where they saved at least 5 %
+of a ResNet-50 CPU train step (docs/benchmarks.md, "Which fast paths stay"); SE, CBAM, BAM and
+SK saved 0-4 % and run their plain formulas.
 
 Every function works on any float dtype (autocast included) and on CPU and CUDA, and behaves
 as its plain formula (the ``*_plain`` function next to it) under ordinary autograd use:
@@ -65,30 +66,8 @@ def _centred_var(flat, dim, unbiased):
     return var, centred, mean
 
 
-class _MeanHW(Function):
-    """Global average pool ``x.mean((2, 3), keepdim=True)``; its gradient stays a broadcast
-    view (no full-size division). The backward is linear in ``grad`` and does not read ``x``,
-    so it is itself differentiable (double backward needs no special path)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.shape = x.shape
-        return x.mean(dim=(2, 3), keepdim=True)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (grad / (ctx.shape[2] * ctx.shape[3])).expand(ctx.shape)
-
-
 def _needs_grad(*tensors):
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-def mean_hw(x):
-    """``x.mean((2, 3), keepdim=True)`` with a cheap backward."""
-    if not _needs_grad(x):
-        return F.adaptive_avg_pool2d(x, 1)  # the fastest kernel, for inference
-    return _MeanHW.apply(x)
 
 
 def mean_std_hw_plain(x, eps=1e-5, unbiased=True):
@@ -130,47 +109,6 @@ class _MeanStdHW(Function):
 def mean_std_hw(x, eps=1e-5, unbiased=True):
     """Per-channel ``(mean, sqrt(var + eps))`` over H x W, shapes (B, C)."""
     return _MeanStdHW.apply(x, eps, unbiased)
-
-
-def bam_gate_plain(x, channel, spatial):
-    """Plain formula of :func:`bam_gate`."""
-    return x * (1 + torch.sigmoid(channel * spatial))
-
-
-class _BAMGate(Function):
-    """``x * (1 + sigmoid(c * s))`` for a channel map ``c`` (B, C, 1, 1) and a spatial map
-    ``s`` (B, 1, H, W), written as ``x + x * g``; keeps ``x`` and ``g`` only."""
-
-    @staticmethod
-    def forward(ctx, x, channel, spatial):
-        gate = torch.sigmoid(channel * spatial)
-        ctx.save_for_backward(x, channel, spatial, gate)
-        return torch.addcmul(x, x, gate)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, channel, spatial, gate = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return _higher_order(ctx, bam_gate_plain, (x, channel, spatial), (grad, ))
-        b, c, h, w = x.shape
-        # d logits = grad * x * g * (1 - g), reduced against each map; computed in place in
-        # one buffer, which then receives dx = grad * (1 + g)
-        dz = grad * x
-        dz.mul_(gate)
-        dz.addcmul_(dz, gate, value=-1)
-        flat = dz.view(b, c, h * w)
-        d_channel = torch.bmm(flat, spatial.reshape(b, h * w, 1).to(dz.dtype))
-        d_spatial = torch.bmm(channel.reshape(b, 1, c).to(dz.dtype), flat)
-        # dz has grad's dtype (autograd hands the backward a gradient in the output's dtype,
-        # the promoted one of x and gate), so it can take dx
-        dx = torch.addcmul(grad, grad, gate, out=dz)
-        return (dx, d_channel.view(channel.shape).to(channel.dtype),
-                d_spatial.view(spatial.shape).to(spatial.dtype))
-
-
-def bam_gate(x, channel, spatial):
-    """``x * (1 + sigmoid(channel * spatial))`` with a fused backward."""
-    return _BAMGate.apply(x, channel, spatial)
 
 
 def sge_plain(x, weight, bias, groups, eps=1e-5):
@@ -254,44 +192,6 @@ class _SGE(Function):
 def sge(x, weight, bias, groups, eps=1e-5):
     """Spatial group-wise enhance of ``x`` with per-group ``weight``/``bias`` (1, G, 1, 1)."""
     return _SGE.apply(x, weight, bias, groups, eps)
-
-
-def select2_plain(a, b, wa, wb):
-    """Plain formula of :func:`select2`."""
-    return a * wa + b * wb
-
-
-class _Select2(Function):
-    """``a * wa + b * wb`` for per-channel weights (B, C, 1, 1); SK's selection."""
-
-    @staticmethod
-    def forward(ctx, a, b, wa, wb):
-        ctx.save_for_backward(a, b, wa, wb)
-        out = a * wa
-        out.addcmul_(b, wb)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b, wa, wb = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            return _higher_order(ctx, select2_plain, (a, b, wa, wb), (grad, ))
-        bs, c = grad.shape[:2]
-        flat = grad.reshape(bs, c, -1)
-
-        def dot(t):
-            t = t.reshape(bs, c, -1)
-            if t.dtype == flat.dtype:
-                return torch.linalg.vecdot(flat, t, dim=2)
-            return (flat * t).sum(dim=2)
-
-        return (grad * wa, grad * wb, dot(a).view(wa.shape).to(wa.dtype),
-                dot(b).view(wb.shape).to(wb.dtype))
-
-
-def select2(a, b, wa, wb):
-    """``a * wa + b * wb`` with per-channel weights, fused backward."""
-    return _Select2.apply(a, b, wa, wb)
 
 
 def attention_pool_plain(x, weight, bias=None):

@@ -17,12 +17,6 @@ def one_value_per_channel(x):
     return x.numel() == x.shape[1]
 
 
-def uses_batch_statistics(bn: _BatchNorm, x):
-    """Whether ``safe_batch_norm(bn, x)`` normalises with the statistics of ``x``."""
-    return (bn.training or bn.running_mean is None) and (
-        not one_value_per_channel(x) or is_synchronised(bn))
-
-
 def safe_batch_norm(bn: _BatchNorm, x):
     """Apply ``bn`` to ``x``; use running statistics when batch statistics are undefined.
 
@@ -35,15 +29,3 @@ def safe_batch_norm(bn: _BatchNorm, x):
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                         training=False, eps=bn.eps)
 
-
-def batch_norm_again(bn: _BatchNorm, x, batch_statistics):
-    """The output ``safe_batch_norm(bn, x)`` gave, recomputed without touching the running
-    statistics (for a backward pass that runs the forward formula again).
-
-    Args:
-        batch_statistics (bool): What :func:`uses_batch_statistics` said at the forward.
-    """
-    if batch_statistics:
-        return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
-    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
-                        training=False, eps=bn.eps)

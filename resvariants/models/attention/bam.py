@@ -16,7 +16,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from ._fused import bam_gate, bam_gate_plain, mean_hw
 from ._norm import safe_batch_norm
 from .factory import register_attention
 
@@ -30,16 +29,12 @@ class BAM(BaseModule):
         ratio (int): Reduction of both branches. Defaults to 16.
         dilation (int): Dilation of the two 3x3 spatial convs. Defaults to 4.
         num_dilated (int): Number of dilated 3x3 convs. Defaults to 2.
-        fused (bool): Pooling and gating with the cheap-backward functions of ``_fused.py``
-            (default); False runs the plain formula (same values).
     """
     _abbr_ = 'bam'
 
-    def __init__(self, in_channels, ratio=16, dilation=4, num_dilated=2, init_cfg=None,
-                 fused=True):
+    def __init__(self, in_channels, ratio=16, dilation=4, num_dilated=2, init_cfg=None):
         super().__init__(init_cfg)
         self.in_channels = in_channels
-        self.fused = fused
         hidden = in_channels // ratio
         self.channel_fc1 = nn.Linear(in_channels, hidden)
         self.channel_bn = nn.BatchNorm1d(hidden)
@@ -69,8 +64,7 @@ class BAM(BaseModule):
                 nn.init.zeros_(m.bias)
 
     def channel_map(self, x):
-        pooled = mean_hw(x) if self.fused else x.mean(dim=(2, 3))
-        hidden = self.channel_fc1(pooled.flatten(1))
+        hidden = self.channel_fc1(x.mean(dim=(2, 3)))
         hidden = F.relu(safe_batch_norm(self.channel_bn, hidden))
         return self.channel_fc2(hidden)[:, :, None, None]
 
@@ -81,6 +75,4 @@ class BAM(BaseModule):
         return self.spatial_final(y)
 
     def forward(self, x):
-        # x * (1 + sigmoid(Mc * Ms)) as one autograd function: no full-size temporaries kept
-        gate = bam_gate if self.fused else bam_gate_plain
-        return gate(x, self.channel_map(x), self.spatial_map(x))
+        return x * (1 + torch.sigmoid(self.channel_map(x) * self.spatial_map(x)))

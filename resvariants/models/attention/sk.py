@@ -9,12 +9,10 @@ The reduction has no floor (4 hidden units in layer1), as the reference. SK-R50*
 Initialisation (docs/architectures.md 1.1): both 1x1 convs kaiming-normal fan_out, the BN
 weight 1 and bias 0.
 """
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from ._fused import mean_hw, select2, select2_plain
 from ._norm import safe_batch_norm
 from .factory import register_attention
 
@@ -28,15 +26,12 @@ class SKFusion(BaseModule):
         in_channels (int): Channels of each branch output.
         ratio (int): Reduction of the squeeze conv. Defaults to 16.
         num_branches (int): Number of branches to select between. Defaults to 2.
-        fused (bool): Pooling and selection with the cheap-backward functions of ``_fused.py``
-            (default); False runs the plain formula (same values).
     """
     _abbr_ = 'sk'
 
-    def __init__(self, in_channels, ratio=16, num_branches=2, init_cfg=None, fused=True):
+    def __init__(self, in_channels, ratio=16, num_branches=2, init_cfg=None):
         super().__init__(init_cfg)
         self.in_channels = in_channels
-        self.fused = fused
         self.num_branches = num_branches
         hidden = in_channels // ratio
         self.conv_fc1 = nn.Conv2d(in_channels, hidden, 1, bias=False)
@@ -53,13 +48,7 @@ class SKFusion(BaseModule):
 
     def forward(self, branches):
         b, c = branches[0].shape[:2]
-        if self.fused:
-            squeezed = sum(mean_hw(branch) for branch in branches)
-        else:
-            squeezed = sum(branch.mean(dim=(2, 3), keepdim=True) for branch in branches)
+        squeezed = sum(branch.mean(dim=(2, 3), keepdim=True) for branch in branches)
         hidden = F.relu(safe_batch_norm(self.bn_fc1, self.conv_fc1(squeezed)))
         weights = self.conv_fc2(hidden).view(b, self.num_branches, c, 1, 1).softmax(dim=1)
-        if len(branches) == 2:
-            select = select2 if self.fused else select2_plain
-            return select(branches[0], branches[1], weights[:, 0], weights[:, 1])
         return sum(weights[:, i] * branch for i, branch in enumerate(branches))
