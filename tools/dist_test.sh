@@ -2,28 +2,8 @@
 # tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT (as mmdet). gloo on the CPU without CUDA.
 set -e
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [[ -z "$PYTHON" ]]; then
-    if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
-fi
-if [[ -z "$CONFIG" || -z "$CHECKPOINT" || -z "$GPUS" ]]; then
+if [[ -z "$1" || -z "$2" || -z "$3" ]]; then
     echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py args]" >&2; exit 2
 fi
-PYTHONPATH="$ROOT:$PYTHONPATH" \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$ROOT/tools/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+source "$(dirname "$0")/launch_common.sh"
+torch_distributed_run "$3" tools/test.py "$1" "$2" --launcher pytorch "${@:4}"

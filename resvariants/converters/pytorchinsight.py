@@ -30,41 +30,33 @@ _RULES = [
      linear_as_conv1x1),
     (re.compile(_BLOCK + r'se\.fc\.2\.(weight|bias)$'), r'backbone.\1.se_layer.conv2.conv.\2',
      linear_as_conv1x1),
-    # CBAM
-    (re.compile(_BLOCK + r'cbam\.ChannelGate\.mlp\.1\.(.+)$'), r'backbone.\1.cbam.channel_fc1.\2'),
-    (re.compile(_BLOCK + r'cbam\.ChannelGate\.mlp\.3\.(.+)$'), r'backbone.\1.cbam.channel_fc2.\2'),
-    (re.compile(_BLOCK + r'cbam\.SpatialGate\.spatial\.conv\.(.+)$'),
-     r'backbone.\1.cbam.spatial_conv.\2'),
-    (re.compile(_BLOCK + r'cbam\.SpatialGate\.spatial\.bn\.(.+)$'),
-     r'backbone.\1.cbam.spatial_bn.\2'),
     # SK*: the fusion convs move into the block's ``sk`` module
     (re.compile(_BLOCK + r'(conv_fc1|bn_fc1|conv_fc2)\.(.+)$'), r'backbone.\1.sk.\2.\3'),
     # SRM: the official code (style-based-recalibration-module) names the module ``rclb``
     (re.compile(_BLOCK + r'rclb\.(cfc|bn\.\w+)$'), r'backbone.\1.srm.\2'),
     # GC: same sub-keys as mmcv's ContextBlock
     (re.compile(_BLOCK + r'gc\.(.+)$'), r'backbone.\1.context_block.\2'),
-    # BAM (stage level)
-    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_fc_0\.(.+)$'),
-     r'backbone.\1.channel_fc1.\2'),
-    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_bn_1\.(.+)$'),
-     r'backbone.\1.channel_bn.\2'),
-    (re.compile(r'(bam\d)\.channel_att\.gate_c\.gate_c_fc_final\.(.+)$'),
-     r'backbone.\1.channel_fc2.\2'),
-    (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_conv_reduce0\.(.+)$'),
-     r'backbone.\1.spatial_reduce.\2'),
-    (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_bn_reduce0\.(.+)$'),
-     r'backbone.\1.spatial_reduce_bn.\2'),
-    (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_conv_di_(\d+)\.(.+)$'),
-     r'backbone.\1.spatial_dilated.\2.\3'),
-    (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_bn_di_(\d+)\.(.+)$'),
-     r'backbone.\1.spatial_dilated_bn.\2.\3'),
-    (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_conv_final\.(.+)$'),
-     r'backbone.\1.spatial_final.\2'),
     # the trunk (torchvision names), SK's second branch, SGE, SRM in our own layout
     (re.compile(r'^(conv1\.weight|bn1\.\w+|' + _BLOCK +
                 r'(conv[123]|bn[123]|conv2g|bn2g|downsample\.[01])\.\w+|'
                 + _BLOCK + r'(sge\.(weight|bias)|srm\.(cfc|bn\.\w+)))$'), r'backbone.\g<0>'),
 ]
+#: CBAM (in each block) and BAM (after stages 1-3, ``bamN``): source module -> ours
+_RENAMES = {
+    _BLOCK + r'cbam\.': {'ChannelGate.mlp.1': 'cbam.channel_fc1', 'ChannelGate.mlp.3':
+                          'cbam.channel_fc2', 'SpatialGate.spatial.conv': 'cbam.spatial_conv',
+                          'SpatialGate.spatial.bn': 'cbam.spatial_bn'},
+    r'(bam\d)\.': {'channel_att.gate_c.gate_c_fc_0': 'channel_fc1',
+                   'channel_att.gate_c.gate_c_bn_1': 'channel_bn',
+                   'channel_att.gate_c.gate_c_fc_final': 'channel_fc2',
+                   'spatial_att.gate_s.gate_s_conv_reduce0': 'spatial_reduce',
+                   'spatial_att.gate_s.gate_s_bn_reduce0': 'spatial_reduce_bn',
+                   'spatial_att.gate_s.gate_s_conv_final': 'spatial_final'},
+}
+_RULES[1:1] = [(re.compile(owner + re.escape(theirs) + r'\.(.+)$'), rf'backbone.\1.{ours}.\2')
+               for owner, names in _RENAMES.items() for theirs, ours in names.items()] + [
+    (re.compile(r'(bam\d)\.spatial_att\.gate_s\.gate_s_(conv|bn)_di_(\d+)\.(.+)$'),
+     lambda m: f'backbone.{m[1]}.spatial_dilated{"_bn" if m[2] == "bn" else ""}.{m[3]}.{m[4]}')]
 
 
 #: the key that marks each attention variant (``rclb.cfc``: the official SRM code's layout)

@@ -232,6 +232,37 @@ def save_converted(state, dst, meta):
     return dst
 
 
+def release_meta(checkpoint, src, arch, config):
+    """The ``meta`` of a converted release: its file, architecture, config and the training
+    figures the source stored beside the weights (``epoch``, ``best_acc``, ``best_prec1``)."""
+    meta = dict(converted_from=osp.basename(src), arch=arch, config=config)
+    for key in ('epoch', 'best_acc', 'best_prec1'):
+        if isinstance(checkpoint, dict) and key in checkpoint:
+            value = checkpoint[key]
+            meta[key] = value.item() if hasattr(value, 'item') else value
+    return meta
+
+
+def convert_release(src, dst, convert_state, config_for):
+    """The converter tools' whole job: read ``src`` (weights-only), name its architecture and
+    config (``config_for(state) -> (arch, config path)``), map its keys
+    (``convert_state(state)``), load the result strictly into the config's model and write
+    that model's state dict atomically to ``dst`` with :func:`release_meta`."""
+    from resvariants.engine.config_loading import build_model, read_config
+    from resvariants.engine.strict_pretrained import load_state_dict_strictly
+    checkpoint = load_checkpoint_safely(src, map_location='cpu')
+    state = state_dict_of(checkpoint, src)
+    arch, config = config_for(state)
+    converted = convert_state(state)
+    model = build_model(read_config(config))
+    load_state_dict_strictly(model, converted, source=f'converted {src}')
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    save_converted(model.state_dict(), dst,
+                   release_meta(checkpoint, src, arch, osp.relpath(config, root)))
+    print(f'converted {src} ({arch}, {len(converted)} tensors) -> {dst}')
+    return dst
+
+
 def add_backbone_prefix(backbone_state, head_state=None):
     """Our classifier layout from backbone keys (no prefix) and optional head keys."""
     state = OrderedDict((f'backbone.{k}', v) for k, v in backbone_state.items())

@@ -62,6 +62,43 @@ def load_config(args) -> Config:
     return cfg
 
 
+def read_config(path, cfg_options=None) -> Config:
+    """A config file with overrides: ``cfg_options`` is a dict or the ``key=value`` strings of
+    a tool's ``--cfg-options``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options and not isinstance(cfg_options, dict):
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg_options = parser.parse_args(['--o', *cfg_options]).o
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def build_model(cfg, model_cfg=None, without_checkpoint=False):
+    """Build ``model_cfg`` (default ``cfg.model``) in the scope of ``cfg`` (``default_scope``,
+    else mmpretrain). ``without_checkpoint`` drops a backbone ``init_cfg`` that loads weights
+    (counting, converting: the weights come from elsewhere)."""
+    import copy
+
+    from mmengine.registry import DefaultScope
+    scope = cfg.get('default_scope', None) or 'mmpretrain'
+    register_scope(scope)
+    model_cfg = copy.deepcopy(cfg.model if model_cfg is None else model_cfg)
+    backbone = model_cfg.get('backbone', None)
+    init = backbone.get('init_cfg', None) if isinstance(backbone, dict) else None
+    if without_checkpoint and isinstance(init, dict) and 'Pretrained' in init.get('type', ''):
+        backbone['init_cfg'] = None
+    with DefaultScope.overwrite_default_scope(scope):
+        if scope == 'mmdet':
+            from mmdet.registry import MODELS
+        else:
+            from mmpretrain.registry import MODELS
+        return MODELS.build(model_cfg)
+
+
 def register_scope(scope):
     """Register the modules of the config's framework (``'mmdet'`` / ``'mmpretrain'``) and
     ours, so that mmdet and mmpretrain registries can live in one process and the Runner finds

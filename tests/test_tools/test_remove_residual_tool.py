@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from resvariants.engine.config_loading import build_model
 from resvariants.engine.strict_pretrained import load_state_dict_strictly
 from resvariants.utils import load_checkpoint_safely
 
@@ -47,7 +48,7 @@ def converted(tmp_path_factory):
         "model = dict(backbone=dict(depth=18, base_channels=8),\n"
         "             head=dict(num_classes=10, in_channels=64))\n")
     cfg = tool.load_config(str(config))
-    model = calibrate_(tool.build_model(cfg.model, 'mmpretrain'), 64)
+    model = calibrate_(build_model(cfg), 64)
     ckpt = work / 'tiny.pth'
     torch.save(dict(state_dict={f'module.{k}': v for k, v in model.state_dict().items()}), ckpt)
     result = tool.main([str(config), str(ckpt), str(work / 'out'), '--shape', '64',
@@ -62,7 +63,7 @@ def test_writes_an_exact_plain_classifier(converted):
     cfg = Config.fromfile(result['config'])
     assert cfg.model.backbone.type == 'resvariants.RMPlainResNet'
     assert cfg.model.backbone.reserve_identity
-    plain = tool.build_model(cfg.model, 'mmpretrain')
+    plain = build_model(cfg)
     checkpoint = load_checkpoint_safely(result['checkpoint'])
     load_state_dict_strictly(plain, checkpoint['state_dict'])
     assert checkpoint['meta']['max_abs_diff'] < 1e-4
@@ -106,7 +107,7 @@ def test_refuses_a_backbone_it_cannot_make_exact(tmp_path):
     config.write_text(f"_base_ = ['{REPO}/configs/imagenet/se_resnet50_in1k.py']\n"
                       "model = dict(backbone=dict(base_channels=16), head=dict(in_channels=512))\n")
     cfg = tool.load_config(str(config))
-    model = tool.build_model(cfg.model, 'mmpretrain')
+    model = build_model(cfg)
     ckpt = tmp_path / 'se.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     with pytest.raises(ValueError, match='attention'):

@@ -24,31 +24,9 @@ def parse_args(argv=None):
 
 
 def build_model_from_config(path, cfg_options=None):
-    from mmengine.config import Config
-
-    from resvariants.engine.config_loading import register_scope
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        from mmengine.config import DictAction
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    register_scope(scope)
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope(scope):
-        if scope == 'mmdet':
-            from mmdet.registry import MODELS
-        else:
-            from mmpretrain.registry import MODELS
-        model_cfg = cfg.model
-        backbone = model_cfg.get('backbone', {})
-        init = backbone.get('init_cfg', None) if isinstance(backbone, dict) else None
-        if isinstance(init, dict) and 'Pretrained' in init.get('type', ''):
-            backbone.init_cfg = None  # counting needs no weights
-        return MODELS.build(model_cfg)
+    """The config's model, without loading any pretrained weights (counting needs none)."""
+    from resvariants.engine.config_loading import build_model, read_config
+    return build_model(read_config(path, cfg_options), without_checkpoint=True)
 
 
 def main(argv=None):

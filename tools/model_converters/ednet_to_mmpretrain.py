@@ -11,7 +11,6 @@ as the original network on a 224 input, and also runs at any other input size. D
 atomically.
 """
 import argparse
-import io
 import os.path as osp
 import sys
 
@@ -29,50 +28,24 @@ def parse_args(argv=None):
 
 
 def convert(src, dst, config=None):
-    import torch
-
     from resvariants.converters import convert_ednet_state_dict, infer_ednet_arch
-    from resvariants.engine.atomic_backend import atomic_write
-    from resvariants.engine.strict_pretrained import load_state_dict_strictly
-    from resvariants.utils import load_checkpoint_safely, state_dict_of
-    checkpoint = load_checkpoint_safely(src, map_location='cpu')
-    state = state_dict_of(checkpoint, src)
-    arch, branch_ratio = infer_ednet_arch(state)
-    if config is None:
+    from resvariants.converters.resnet_layout import convert_release
+
+    def config_for(state):
+        arch, branch_ratio = infer_ednet_arch(state)
+        if config is not None:
+            return arch, config
         if abs(branch_ratio - 1) > 1e-6:
             raise ValueError(f'{src} is a reduced-width {arch} (residual branch at '
                              f'{branch_ratio:.3f} of full width); pass --config with the '
                              f'matching branch_ratio, e.g. configs/imagenet/{arch}-a_in1k.py')
-        config = osp.join(ROOT, 'configs', 'imagenet', f'{arch}_in1k.py')
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'no config for the inferred architecture {arch} ({config});'
+        path = osp.join(ROOT, 'configs', 'imagenet', f'{arch}_in1k.py')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'no config for the inferred architecture {arch} ({path});'
                                     f' pass --config')
-    converted = convert_ednet_state_dict(state)
-    model = build_classifier(config)
-    load_state_dict_strictly(model, converted, source=f'converted {src}')
-    meta = dict(converted_from=osp.basename(src), arch=arch, config=osp.relpath(config, ROOT))
-    for key in ('epoch', 'best_acc', 'best_prec1'):
-        if key in checkpoint:
-            value = checkpoint[key]
-            meta[key] = value.item() if hasattr(value, 'item') else value
-    buffer = io.BytesIO()
-    torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
-    atomic_write(buffer.getvalue(), dst)
-    print(f'converted {src} ({arch}, {len(converted)} tensors) -> {dst}')
-    return dst
+        return arch, path
 
-
-def build_classifier(config):
-    """Build the (randomly initialised) mmpretrain model of ``config``."""
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-
-    from resvariants.engine.config_loading import register_scope
-    register_scope('mmpretrain')
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(config)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg.model)
+    return convert_release(src, dst, convert_ednet_state_dict, config_for)
 
 
 def main(argv=None):

@@ -13,7 +13,6 @@ loading with strict key and shape checks, so a mismatch is an error naming the k
 silent partial load. DST is written atomically.
 """
 import argparse
-import io
 import os.path as osp
 import sys
 
@@ -31,51 +30,33 @@ def parse_args(argv=None):
 
 
 def convert(src, dst, arch=None):
-    import torch
-
     from resvariants.converters import (PI_ARCHS, convert_pytorchinsight_state_dict,
                                         infer_pytorchinsight_arch,
                                         pytorchinsight_arch_candidates)
-    from resvariants.engine.atomic_backend import atomic_write
-    from resvariants.engine.strict_pretrained import load_state_dict_strictly
-    from resvariants.utils import load_checkpoint_safely, state_dict_of
-    checkpoint = load_checkpoint_safely(src, map_location='cpu')
-    state = state_dict_of(checkpoint, src)
-    if arch is None:
-        arch = infer_pytorchinsight_arch(state)  # refuses an ambiguous layout, naming --arch
-    elif arch not in PI_ARCHS:
-        raise ValueError(f'unknown arch {arch!r}; valid: {", ".join(PI_ARCHS)}')
-    else:
-        candidates = pytorchinsight_arch_candidates(state)
-        if arch not in candidates:
-            raise ValueError(f'--arch {arch} does not match the checkpoint, which is '
-                             f'{" or ".join(candidates)}')
-    converted = convert_pytorchinsight_state_dict(state)
-    model = build_imagenet_model(arch)
-    load_state_dict_strictly(model, converted, source=f'converted {src}')
-    meta = dict(converted_from=osp.basename(src), arch=arch,
-                config=f'configs/imagenet/{arch}_in1k.py')
-    for key in ('epoch', 'best_acc'):
-        if key in checkpoint:
-            value = checkpoint[key]
-            meta[key] = value.item() if hasattr(value, 'item') else value
-    buffer = io.BytesIO()
-    torch.save(dict(meta=meta, state_dict=model.state_dict()), buffer)
-    atomic_write(buffer.getvalue(), dst)
-    print(f'converted {src} ({arch}, {len(converted)} tensors) -> {dst}')
-    return dst
+    from resvariants.converters.resnet_layout import convert_release
+
+    def config_for(state):
+        name = arch
+        if name is None:
+            name = infer_pytorchinsight_arch(state)  # refuses an ambiguous layout, naming --arch
+        elif name not in PI_ARCHS:
+            raise ValueError(f'unknown arch {name!r}; valid: {", ".join(PI_ARCHS)}')
+        elif name not in pytorchinsight_arch_candidates(state):
+            raise ValueError(f'--arch {name} does not match the checkpoint, which is '
+                             f'{" or ".join(pytorchinsight_arch_candidates(state))}')
+        return name, imagenet_config(name)
+
+    return convert_release(src, dst, convert_pytorchinsight_state_dict, config_for)
+
+
+def imagenet_config(arch):
+    return osp.join(ROOT, 'configs', 'imagenet', f'{arch}_in1k.py')
 
 
 def build_imagenet_model(arch):
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-
-    from resvariants.engine.config_loading import register_scope
-    register_scope('mmpretrain')
-    from mmpretrain.registry import MODELS
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'imagenet', f'{arch}_in1k.py'))
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        return MODELS.build(cfg.model)
+    """The (randomly initialised) classifier of ``configs/imagenet/<arch>_in1k.py``."""
+    from resvariants.engine.config_loading import build_model, read_config
+    return build_model(read_config(imagenet_config(arch)))
 
 
 def main(argv=None):

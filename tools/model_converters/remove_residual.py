@@ -47,14 +47,8 @@ def parse_args(argv=None):
 
 
 def load_config(path, cfg_options=None):
-    from mmengine.config import Config, DictAction
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
+    from resvariants.engine.config_loading import read_config
+    cfg = read_config(path, cfg_options)
     model = cfg.model
     if str(model.get('type', '')).split('.')[-1] == 'StagewiseDistiller':
         # the deployable part of a distiller is its student: an ordinary classifier
@@ -62,23 +56,6 @@ def load_config(path, cfg_options=None):
                          neck=model.get('neck'), head=model.get('head'))
         cfg.pop('custom_hooks', None)
     return cfg
-
-
-def build_model(model_cfg, scope):
-    from mmengine.registry import DefaultScope
-
-    from resvariants.engine.config_loading import register_scope
-    register_scope(scope)
-    model_cfg = copy.deepcopy(model_cfg)
-    backbone = model_cfg.get('backbone', {})
-    if isinstance(backbone, dict):
-        backbone['init_cfg'] = None  # weights come from the checkpoint
-    with DefaultScope.overwrite_default_scope(scope):
-        if scope == 'mmdet':
-            from mmdet.registry import MODELS
-        else:
-            from mmpretrain.registry import MODELS
-        return MODELS.build(model_cfg)
 
 
 def read_state_dict(path):
@@ -108,9 +85,9 @@ def convert(config, checkpoint, out_dir, shape=None, tolerance=1e-4, latency_run
     from resvariants.engine.strict_pretrained import load_state_dict_strictly
     from resvariants.models.backbones.plain_resnet import PlainResNet
 
+    from resvariants.engine.config_loading import build_model
     cfg = load_config(config, cfg_options)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    model = build_model(cfg.model, scope)
+    model = build_model(cfg, without_checkpoint=True)
     load_state_dict_strictly(model, read_state_dict(checkpoint), source=checkpoint)
     model.eval()
     if not hasattr(model, 'backbone'):
@@ -121,7 +98,7 @@ def convert(config, checkpoint, out_dir, shape=None, tolerance=1e-4, latency_run
     plain_cfg.model.backbone = rm_backbone_config(cfg.model.backbone,
                                                   reserve_identity=not is_plain)
     plain_cfg.load_from = None
-    plain_model = build_model(plain_cfg.model, scope)
+    plain_model = build_model(plain_cfg, without_checkpoint=True)
     remove_residual(model.backbone, plain=plain_model.backbone)
     state = plain_model.state_dict()
     original = model.state_dict()
