@@ -54,6 +54,7 @@ resvariants/converters/resnet_layout.py         : tests/test_converters/test_res
 resvariants/converters/timm.py                  : tests/test_converters/test_timm*.py
 resvariants/converters/torchvision.py           : tests/test_converters/test_torchvision*.py
 resvariants/models/distill.py                   : tests/test_models/test_distill*.py
+resvariants/models/backbones/merges.py          : tests/test_models/test_merges.py tests/test_models/test_plain_resnet.py tests/test_models/test_epsilon_resnet.py -- --deselect=tests/test_models/test_epsilon_resnet.py::test_gated_backbone_in_faster_rcnn
 '
 
 # --- the test command mutmut runs for every mutant -------------------------------------------

@@ -142,7 +142,11 @@ def test_state_dict_of_every_checkpoint_layout():
         state = state_dict_of(checkpoint, 'x.pth')
         assert list(state) == ['a'] and state['a'] is w
     assert list(state_dict_of({'backbone.module.a': w})) == ['backbone.module.a']
-    for bad in ([w], {}, {'state_dict': [w]}, {'state_dict': {}}):
+    for bad, message in (([w], 'holds no state dict (got list)'),
+                         ({}, 'holds no state dict (got dict)'),
+                         ({'state_dict': [w]}, "holds no tensors; top-level keys: ['state_dict']"),
+                         ({'state_dict': {}}, 'holds no tensors; top-level keys: []'),
+                         ({'epoch': 3}, "holds no tensors; top-level keys: ['epoch']")):
         with pytest.raises(KeyError) as info:
             state_dict_of(bad, 'x.pth')
-        assert info.value.args[0] == 'x.pth holds no state_dict'
+        assert info.value.args[0] == f'x.pth {message}'
