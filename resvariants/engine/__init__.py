@@ -1,5 +1,7 @@
-"""Engine pieces: strict pretrained init, atomic checkpoint backend."""
+"""Engine pieces: initialisers, hooks, the e-shifted L2 constructor, the atomic checkpoint
+backend, torch.compile of submodules."""
 from .atomic_backend import AtomicLocalBackend
+from .compile_hook import CompileModulesHook
 from .strict_pretrained import StrictPretrainedInit
 from .warm_start import WarmStartInit
 from .epsilon_hooks import EpsilonAdaptiveLRHook, EpsilonResNetHook
@@ -8,7 +10,7 @@ from .stagewise_distill_hook import StagewiseDistillHook
 from .distributed_hooks import GlobalBatchLrRescaleHook, RankSyncCheckHook
 from .reliability_hooks import FiniteLossHook, InputCheckHook, RNGStateHook
 
-__all__ = ['AtomicLocalBackend', 'StrictPretrainedInit', 'WarmStartInit', 'EpsilonAdaptiveLRHook',
-           'EpsilonResNetHook', 'EShiftL2OptimWrapperConstructor', 'StagewiseDistillHook',
+__all__ = ['AtomicLocalBackend', 'CompileModulesHook', 'StrictPretrainedInit', 'WarmStartInit',
+           'EpsilonAdaptiveLRHook', 'EpsilonResNetHook', 'EShiftL2OptimWrapperConstructor', 'StagewiseDistillHook',
            'GlobalBatchLrRescaleHook', 'RankSyncCheckHook', 'FiniteLossHook', 'InputCheckHook',
            'RNGStateHook']

@@ -59,7 +59,8 @@ def _fast_and_plain_functions(name):
     source = sys.modules[attention_types()[name].__module__]
     fused = {attr: value for attr, value in vars(source).items()
              if callable(value) and getattr(value, '__module__', None) == FUSED_MODULE}
-    fast = sorted(a for a in fused if not a.endswith('_plain') and not a.startswith('_'))
+    fast = sorted(a for a in fused if not a.endswith('_plain') and not a.startswith('_')
+                  and a != 'fast_path')
     plain = sorted(a for a in fused if a.endswith('_plain'))
     return source, fast, plain
 
@@ -97,6 +98,22 @@ def test_fused_flag_selects_the_forward_path(name, fused, monkeypatch):
         assert ran == set(fast), f'{name}(fused=True) ran {sorted(ran)}, not all of {fast}'
     else:
         assert not ran & set(fast), f'{name}(fused=False) ran {sorted(ran)}'
+
+
+@pytest.mark.parametrize('name', FUSED_TYPES)
+def test_traced_graphs_take_the_plain_formula(name, monkeypatch):
+    """One rule for every fast path (``_fused.fast_path``): eager only. A traced graph (the
+    FLOP counter, TorchScript, the ONNX exporter) records the plain formula's ops."""
+    source, fast, plain = _fast_and_plain_functions(name)
+    calls = _spy_calls(monkeypatch, source, fast)
+    module = randomise(build(name, channels=32)).eval()
+    inputs = make_inputs(module, (2, 32, 6, 5), requires_grad=False)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, tuple(inputs), check_trace=False)
+    assert calls == [], f'{name}: traced through {calls}'
+    other = make_inputs(module, (2, 32, 6, 5), requires_grad=False, seed=1)
+    torch.testing.assert_close(traced(*other), call(module, other))
+    assert set(calls) == set(fast)  # eager again: the fast path
 
 
 def test_the_fast_paths_are_those_that_pay():

@@ -24,6 +24,15 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 
+def fast_path(module):
+    """The one rule of every module with a ``fused`` switch: the hand-written backward passes
+    run in eager PyTorch only. Traced, scripted, exported (ONNX) and compiled graphs take the
+    plain formula, which the FLOP counter counts, exporters know and the compiler optimises."""
+    return module.fused and not (torch.jit.is_tracing() or torch.jit.is_scripting()
+                                 or torch.compiler.is_compiling()
+                                 or torch.onnx.is_in_onnx_export())
+
+
 def _higher_order(ctx, plain, inputs, grads):
     """The backward of a fused function when ``create_graph=True``: the gradients of
     ``plain(*inputs)`` for the inputs that need one, as differentiable tensors.

@@ -16,7 +16,7 @@ in its constructor, which a trunk's ``init_cfg`` (Kaiming for every Conv2d) then
 import torch
 from mmcv.cnn import ContextBlock
 
-from ._fused import attention_pool
+from ._fused import attention_pool, fast_path
 from .factory import register_attention
 
 
@@ -53,6 +53,6 @@ class GCBlock(ContextBlock):
         self.reset_parameters()  # mmcv: mask conv kaiming fan_in, last convs zero
 
     def spatial_pool(self, x):
-        if self.pooling_type != 'att' or not self.fused or torch.jit.is_tracing():
+        if self.pooling_type != 'att' or not fast_path(self):
             return super().spatial_pool(x)
         return attention_pool(x, self.conv_mask.weight, self.conv_mask.bias)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from ._fused import sge, sge_plain
+from ._fused import fast_path, sge, sge_plain
 from .factory import register_attention
 
 
@@ -51,7 +51,7 @@ class SGE(BaseModule):
         nn.init.ones_(self.bias)
 
     def forward(self, x):
-        if not self.fused:
+        if not fast_path(self):
             return sge_plain(x, self.weight, self.bias, self.groups, self.eps)
         # one fused autograd function (_fused.sge): the similarity is a batched matrix product,
         # the std a two-pass reduction, and the backward touches each full-size tensor once

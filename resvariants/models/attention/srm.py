@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from ._fused import channel_scale, mean_std_hw
+from ._fused import channel_scale, fast_path, mean_std_hw
 from ._norm import safe_batch_norm
 from .factory import register_attention
 
@@ -49,7 +49,7 @@ class SRM(BaseModule):
         """Per-channel (mean, std) over H x W, each (B, C)."""
         b, c, h, w = x.shape
         unbiased = int(h) * int(w) > 1
-        if self.fused:
+        if fast_path(self):
             # two-pass statistics (torch.var's Welford kernel is slow on the CPU), fused backward
             return mean_std_hw(x, self.eps, unbiased=unbiased)
         flat = x.reshape(b, c, h * w)
@@ -60,4 +60,4 @@ class SRM(BaseModule):
         mean, std = self.style(x)
         z = mean * self.cfc[:, 0] + std * self.cfc[:, 1]
         gate = torch.sigmoid(safe_batch_norm(self.bn, z.view(b, c, 1, 1)))
-        return channel_scale(x, gate) if self.fused else x * gate
+        return channel_scale(x, gate) if fast_path(self) else x * gate
