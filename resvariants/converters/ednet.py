@@ -24,7 +24,8 @@ An unknown key is an error (nothing is dropped silently).
 """
 import re
 
-from .resnet_layout import linear_as_conv1x1, rename_or_fail, strip_prefix
+from resvariants.utils.safe_load import strip_prefix
+from .resnet_layout import linear_as_conv1x1, rename_or_fail
 
 #: architectures with a config ``configs/imagenet/<arch>_in1k.py``
 ED_ARCHS = ('ed_resnet50', 'ed_resnet101', 'ed_resnet152', 'ed_resnext50', 'ed_resnext101',

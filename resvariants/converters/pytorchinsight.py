@@ -16,7 +16,8 @@ caller has to name the architecture (``--arch resnet50`` or ``--arch ws_resnet50
 """
 import re
 
-from .resnet_layout import linear_as_conv1x1, rename_or_fail, strip_prefix
+from resvariants.utils.safe_load import strip_prefix
+from .resnet_layout import linear_as_conv1x1, rename_or_fail
 
 #: architectures with a config ``configs/imagenet/<arch>_in1k.py``; ``ws_`` = resnet_ws.py
 PI_ARCHS = tuple(f'{v}resnet{d}' for v in ('', 'ws_', 'se_', 'sk_', 'cbam_', 'bam_', 'gc_',

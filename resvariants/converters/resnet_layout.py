@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 import torch
 
-from resvariants.utils.safe_load import load_checkpoint_safely, state_dict_of, strip_prefix
+from resvariants.utils.safe_load import load_checkpoint_safely, state_dict_of
 
 #: keys of the plain trunk (stem, residual branches, projections) in our layout
 TRUNK_KEY = re.compile(r'^(conv1\.weight|bn1\.\w+|stem\.\d+\.\w+|'
@@ -30,12 +30,8 @@ class ArchitectureMismatch(ValueError):
 
 
 def read_checkpoint(path):
-    """Read ``.safetensors`` or a torch checkpoint (weights-only) into a tensor dict."""
-    if str(path).endswith('.safetensors'):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'checkpoint file not found: {path}')
-        from safetensors.torch import load_file
-        return strip_prefix(load_file(path, device='cpu'))
+    """Read a torch or ``.safetensors`` checkpoint (``torch.load`` reads both, weights-only)
+    into a tensor dict."""
     return state_dict_of(load_checkpoint_safely(path, map_location='cpu'), source=path)
 
 
@@ -261,13 +257,6 @@ def convert_release(src, dst, convert_state, config_for):
                    release_meta(checkpoint, src, arch, osp.relpath(config, root)))
     print(f'converted {src} ({arch}, {len(converted)} tensors) -> {dst}')
     return dst
-
-
-def add_backbone_prefix(backbone_state, head_state=None):
-    """Our classifier layout from backbone keys (no prefix) and optional head keys."""
-    state = OrderedDict((f'backbone.{k}', v) for k, v in backbone_state.items())
-    state.update(head_state or {})
-    return state
 
 
 def complete_bn_counters(state):

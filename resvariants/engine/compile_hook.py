@@ -1,16 +1,6 @@
-"""``torch.compile`` for the parts of a model that compile whole (issue 18).
-
-mmengine's ``compile=True`` compiles the whole ``train_step`` of a classifier. A detector's heads
-are data dependent (proposal counts, sampling, NMS) and break graphs; its backbone and neck do
-not. This hook compiles named submodules in place (``nn.Module.compile``: the state-dict keys,
-checkpoints and ``init_cfg`` stay as they are), one config line::
-
-    custom_hooks = [dict(type='resvariants.CompileModulesHook', modules=('backbone', 'neck'))]
-
-Every registered backbone and attention module compiles with ``fullgraph=True``
-(tests/test_models/test_compile.py); compiled graphs run the modules' plain formulas
-(``attention._fused.fast_path``).
-"""
+"""``torch.compile`` of named submodules, in place (``nn.Module.compile``: state-dict keys,
+checkpoints and ``init_cfg`` unchanged): a detector's backbone and neck compile whole, its
+data-dependent heads do not (docs/benchmarks.md, "Compiling")."""
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 

@@ -93,9 +93,7 @@ def read_checkpoint(path, what='checkpoint', map_location='cpu', mmap=False):
 
 def load_checkpoint_safely(path, map_location='cpu'):
     """The checkpoint at ``path``, loaded weights-only (see :func:`read_checkpoint`)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint file not found: {path}')
-    return read_checkpoint(path, 'checkpoint', map_location)
+    return read_checkpoint(path, 'checkpoint file', map_location)
 
 
 def strip_prefix(state, prefix='module.'):

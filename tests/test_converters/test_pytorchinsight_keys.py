@@ -32,6 +32,7 @@ def test_the_table_is_every_variant_at_both_depths():
 
 def test_se_linear_weights_become_1x1_convs_and_biases_stay():
     state = {k: v for k, v in _source_state('se_resnet50').items()}
+    state['layer2.3.se.fc.0.weight'].normal_()  # compared by value below (empty may hold NaN)
     converted = convert_pytorchinsight_state_dict(state)
     fc0, fc2 = state['layer2.3.se.fc.0.weight'], state['layer2.3.se.fc.2.weight']
     conv1 = converted['backbone.layer2.3.se_layer.conv1.conv.weight']

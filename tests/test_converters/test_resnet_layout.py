@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from resvariants.converters import resnet_layout as rl
-from resvariants.utils.safe_load import state_dict_of
+from resvariants.utils.safe_load import state_dict_of, strip_prefix
 from resvariants.models import ResNet
 
 
@@ -18,8 +18,8 @@ def _keys(**kwargs):
 
 def test_strip_prefix():
     state = OrderedDict([('module.a', 1), ('b', 2), ('x.module.c', 3)])
-    assert rl.strip_prefix(state) == OrderedDict([('a', 1), ('b', 2), ('x.module.c', 3)])
-    assert list(rl.strip_prefix({'backbone.a': 1}, 'backbone.')) == ['a']
+    assert strip_prefix(state) == OrderedDict([('a', 1), ('b', 2), ('x.module.c', 3)])
+    assert list(strip_prefix({'backbone.a': 1}, 'backbone.')) == ['a']
 
 
 @pytest.mark.parametrize('checkpoint', [
@@ -62,9 +62,6 @@ def test_split_and_prefix():
     backbone, head = rl.split_classifier_state(state)
     assert backbone == OrderedDict([('a', 1), ('b', 3)])
     assert head == OrderedDict([('head.fc.weight', 2)])
-    assert rl.add_backbone_prefix(backbone, head) == OrderedDict(
-        [('backbone.a', 1), ('backbone.b', 3), ('head.fc.weight', 2)])
-    assert rl.add_backbone_prefix(backbone) == OrderedDict([('backbone.a', 1), ('backbone.b', 3)])
 
 
 def test_complete_bn_counters():
@@ -236,14 +233,14 @@ def test_build_helpers():
     assert classifier.head.fc.in_features == 2048
     small = rl.build_classifier(dict(type='resvariants.ResNet', depth=18, base_channels=32), 3)
     assert small.head.fc.in_features == 256
-    state = rl.add_backbone_prefix(ResNet(depth=18).state_dict())
+    state = {f'backbone.{k}': v for k, v in ResNet(depth=18).state_dict().items()}
     assert isinstance(rl.build_target_model(state, dict(type='resvariants.ResNet', depth=18)),
                       ResNet)
 
 
 def test_load_converted_checks_keys_and_shapes():
     source = ResNet(depth=18, base_channels=16)
-    state = rl.add_backbone_prefix(source.state_dict())
+    state = {f'backbone.{k}': v for k, v in source.state_dict().items()}
     cfg = dict(type='resvariants.ResNet', depth=18, base_channels=16)
     model = rl.load_converted(state, cfg)
     assert torch.equal(model.conv1.weight, source.conv1.weight)

@@ -23,12 +23,35 @@ def randomised(model, seed=0):
 
 
 def test_registered_merges():
+    assert (MERGES.name, MERGES.scope) == ('shortcut merge', 'resvariants')
     assert sorted(MERGES.module_dict) == ['EDPath', 'NoShortcut', 'Residual', 'StrictIdentity']
     assert [build_merge(n).needs_projection for n in sorted(MERGES.module_dict)] == [
         True, False, True, True]
+    assert [build_merge(n).allows_zero_init_residual for n in sorted(MERGES.module_dict)] == [
+        True, False, True, False]
     assert type(build_merge(None)).__name__ == 'Residual'
     assert type(build_merge('resvariants.NoShortcut')).__name__ == 'NoShortcut'
+    assert [repr(build_merge(n)) for n in ('Residual', 'StrictIdentity', 'EDPath')] == [
+        'Residual()', 'StrictIdentity(epsilon=2.0, sparsity_l=1000000.0)', 'EDPath(groups=32)']
 
+
+def test_strict_identity_settings_reach_the_gate():
+    block = Bottleneck(32, 8, merge=dict(type='StrictIdentity', epsilon=1.5, sparsity_l=10.))
+    assert (block.gate.epsilon, block.gate.sparsity_l) == (1.5, 10.)
+    default = Bottleneck(32, 8, merge='StrictIdentity').gate
+    assert (default.epsilon, default.sparsity_l) == (2.0, 1e6)
+
+
+@pytest.mark.parametrize('groups', [1, 2])
+def test_ed_path_takes_any_positive_group_count(groups):
+    block = Bottleneck(16, 8, merge=dict(type='EDPath', groups=groups))
+    assert block.ed_path.encoder_conv.groups == groups
+    assert Bottleneck(256, 64, merge='EDPath').ed_path.encoder_conv.groups == 32
+
+
+def test_zero_init_residual_stays_the_default_of_a_residual_trunk():
+    assert ResNet(depth=18, base_channels=8).zero_init_residual is True
+    assert ResNet(depth=18, base_channels=8, merge='Residual').zero_init_residual is True
 
 def _calls(block, name):
     calls = []
@@ -53,9 +76,10 @@ def test_no_shortcut_block_is_relu_of_its_branch_and_refuses_a_projection():
     block = randomised(BasicBlock(8, 16, stride=2, merge='NoShortcut'))
     x = torch.randn(2, 8, 10, 10)
     assert torch.equal(block(x), torch.relu(block.residual(x)))
-    with pytest.raises(ValueError, match='merge=NoShortcut has no shortcut; it takes no '
-                                         'downsample module'):
+    with pytest.raises(ValueError) as info:
         BasicBlock(8, 16, stride=2, downsample=_projection(8, 16, 2), merge='NoShortcut')
+    assert info.value.args[0] == ('BasicBlock with merge=NoShortcut has no shortcut; it takes no '
+                                  'downsample module (got Sequential)')
 
 
 @pytest.mark.parametrize('epsilon, open_gate', [(0.0, True), (1e9, False)])
@@ -112,20 +136,35 @@ def test_no_shortcut_trunk_turns_the_zero_init_off():
     assert all(o.abs().sum() > 0 for o in model.eval()(torch.randn(1, 3, 32, 32)))
 
 
+ZERO_INIT = ('needs zero_init_residual=False: a zero last norm in every block would never '
+             'train (no shortcut, or a gate that stays closed)')
+
+
 @pytest.mark.parametrize('kwargs, error, message', [
     (dict(merge='Sum'), KeyError, "unknown merge 'Sum'; valid merges: EDPath, NoShortcut, "
                                   "Residual, StrictIdentity"),
     (dict(merge=3), TypeError, 'merge must be a name or a dict with "type", got 3'),
+    (dict(merge=dict(groups=4)), TypeError,
+     'merge must be a name or a dict with "type", got {\'groups\': 4}'),
     (dict(merge='NoShortcut', zero_init_residual=True), ValueError,
-     'needs zero_init_residual=False'),
+     'merge=NoShortcut() ' + ZERO_INIT),
+    (dict(merge='StrictIdentity', zero_init_residual=True), ValueError,
+     'merge=StrictIdentity(epsilon=2.0, sparsity_l=1000000.0) ' + ZERO_INIT),
     (dict(merge=dict(type='StrictIdentity', epsilon=-1)), ValueError,
      'epsilon must be a number >= 0, got -1'),
+    (dict(merge=dict(type='StrictIdentity', epsilon=None)), ValueError,
+     'epsilon must be a number >= 0, got None'),
+    (dict(merge=dict(type='EDPath', groups=0)), ValueError,
+     'ed_groups must be a positive int, got 0'),
+    (dict(merge=dict(type='EDPath', groups=2.0)), ValueError,
+     'ed_groups must be a positive int, got 2.0'),
     (dict(depth=18, merge='EDPath'), ValueError,
      'the ED path is defined for bottleneck blocks, not BasicBlock'),
 ])
 def test_bad_merges_raise(kwargs, error, message):
-    with pytest.raises(error, match=message.replace('(', r'\(').replace(')', r'\)')):
+    with pytest.raises(error) as info:
         ResNet(**dict(dict(depth=50, base_channels=8), **kwargs))
+    assert info.value.args[0] == message
 
 
 @pytest.mark.parametrize('preset', [PlainResNet, EpsilonResNet, EDResNet])

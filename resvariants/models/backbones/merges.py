@@ -17,6 +17,8 @@ A merge ``attach``es the modules it needs to the block (so the state-dict keys a
 """
 from mmengine.registry import Registry
 
+from .strict_identity import STRICT_IDENTITY_L, StrictIdentityGate
+
 MERGES = Registry('shortcut merge', scope='resvariants',
                   locations=['resvariants.models.backbones.merges'])
 
@@ -30,7 +32,6 @@ def build_merge(cfg):
         cfg = dict(type=cfg)
     if not isinstance(cfg, dict) or not isinstance(cfg.get('type'), str):
         raise TypeError(f'merge must be a name or a dict with "type", got {cfg!r}')
-    cfg = dict(cfg, type=cfg['type'].removeprefix('resvariants.'))
     if MERGES.get(cfg['type']) is None:
         raise KeyError(f'unknown merge {cfg["type"]!r}; valid merges: '
                        f'{", ".join(sorted(MERGES.module_dict))}')
@@ -51,7 +52,8 @@ class Residual:
         return out + block.shortcut(x)
 
     def __repr__(self):
-        return f'{type(self).__name__}()'
+        args = ', '.join(f'{k}={v!r}' for k, v in vars(self).items())
+        return f'{type(self).__name__}({args})'
 
 
 @MERGES.register_module()
@@ -78,27 +80,22 @@ class StrictIdentity(Residual):
 
     Args:
         epsilon (float): The gate's threshold. Defaults to 2.0 (the source's ImageNet value).
-        sparsity_l (float | None): The gate's slope ``L``; None keeps the source's 1e6.
+        sparsity_l (float): The gate's slope ``L``. Defaults to 1e6, the source's value.
     """
 
     allows_zero_init_residual = False  # zero branches: every gate 0, no gradient, forever
 
-    def __init__(self, epsilon=2.0, sparsity_l=None):
+    def __init__(self, epsilon=2.0, sparsity_l=STRICT_IDENTITY_L):
         if epsilon is None or epsilon < 0:
             raise ValueError(f'epsilon must be a number >= 0, got {epsilon!r}')
         self.epsilon = float(epsilon)
         self.sparsity_l = sparsity_l
 
     def attach(self, block):
-        from .strict_identity import StrictIdentityGate
-        extra = {} if self.sparsity_l is None else dict(sparsity_l=self.sparsity_l)
-        block.gate = StrictIdentityGate(self.epsilon, **extra)
+        block.gate = StrictIdentityGate(self.epsilon, self.sparsity_l)
 
     def __call__(self, block, out, x):
         return block.gate(out) + block.shortcut(x)
-
-    def __repr__(self):
-        return f'StrictIdentity(epsilon={self.epsilon})'
 
 
 @MERGES.register_module()
@@ -128,9 +125,6 @@ class EDPath(Residual):
     def __call__(self, block, out, x):
         identity = block.shortcut(x)
         return out + identity + block.ed_path(identity)
-
-    def __repr__(self):
-        return f'EDPath(groups={self.groups})'
 
 
 class MergeMixin:

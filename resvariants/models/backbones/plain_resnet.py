@@ -278,6 +278,4 @@ class RMPlainResNet(PlainResNet):
         self.add_module(self.norm1_name, nn.Identity())
 
     def make_res_layer(self, **kwargs):
-        kwargs.pop('sk', None)
-        kwargs.pop('merge', None)
         return ShortcutFreeResLayer(reserve_identity=self.reserve_identity, **kwargs)

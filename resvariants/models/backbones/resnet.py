@@ -318,8 +318,7 @@ class ResNet(MMDetResNet):
         if issubclass(block, Bottleneck):
             kwargs.update(groups=self.groups, base_width=self.base_width,
                           base_channels=self.base_channels, sk=self.sk)
-        if self.merge_cfg is not None:
-            kwargs['merge'] = self.merge_cfg
+        kwargs['merge'] = self.merge_cfg
         if (self.zero_init_residual and kwargs.get('init_cfg') is None
                 and isinstance(self.init_cfg, list)):
             # mmdet compares block classes by identity, so it skips our subclasses
