@@ -10,112 +10,40 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from _attention_cases import (FUSED_TYPES, SOURCE_TYPES, TYPES, build, call, make_inputs,
-                              randomise)
+from _attention_cases import (FUSED_TYPES, SOURCE_TYPES, TINY, TYPES, build, call, make_inputs,
+                              randomise, trunk_kwargs)
+from resvariants.analysis.source_style import SOURCE_STYLE, use_source_style
 from resvariants.models.attention import attention_types
-
-# The source-style formulas (independent of the library's code).
-
-
-def source_se(m, x):
-    """SE as PytorchInsight: AdaptiveAvgPool -> Linear -> ReLU -> Linear -> Sigmoid ->
-    ``x * y.expand_as(x)`` (our 1x1 convs hold the Linear weights)."""
-    b, c, _, _ = x.size()
-    y = F.adaptive_avg_pool2d(x, 1).view(b, c)
-    y = F.relu(F.linear(y, m.conv1.conv.weight.flatten(1), m.conv1.conv.bias))
-    y = torch.sigmoid(F.linear(y, m.conv2.conv.weight.flatten(1), m.conv2.conv.bias))
-    return x * y.view(b, c, 1, 1).expand_as(x)
-
-
-def source_cbam(m, x):
-    """CBAM as Jongchan's code: avg_pool2d / max_pool2d with the whole map as kernel, a shared
-    MLP per pool, summed; then ChannelPool = cat(max over C, mean over C) -> conv -> BN."""
-    h, w = x.shape[2:]
-    att = None
-    for pool in (F.avg_pool2d, F.max_pool2d):
-        pooled = pool(x, (h, w), stride=(h, w))
-        raw = m.channel_fc2(F.relu(m.channel_fc1(pooled.view(pooled.size(0), -1))))
-        att = raw if att is None else att + raw
-    x = x * torch.sigmoid(att).unsqueeze(2).unsqueeze(3).expand_as(x)
-    compressed = torch.cat((torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)),
-                           dim=1)
-    return x * torch.sigmoid(m.spatial_bn(m.spatial_conv(compressed)))
-
-
-def source_bam(m, x):
-    """BAM as Jongchan's code: both gates ``expand_as(x)``, ``att = 1 + sigmoid(c * s)``,
-    ``att * x`` (BAM's ChannelGate pools with a kernel of the map size)."""
-    h, w = x.shape[2:]
-    y = F.avg_pool2d(x, (h, w), stride=(h, w))
-    y = F.relu(m.channel_bn(m.channel_fc1(y.view(y.size(0), -1))))
-    channel = m.channel_fc2(y).unsqueeze(2).unsqueeze(3).expand_as(x)
-    s = F.relu(m.spatial_reduce_bn(m.spatial_reduce(x)))
-    for conv, bn in zip(m.spatial_dilated, m.spatial_dilated_bn):
-        s = F.relu(bn(conv(s)))
-    spatial = m.spatial_final(s).expand_as(x)
-    att = 1 + torch.sigmoid(channel * spatial)
-    return att * x
-
-
-def source_sge(m, x):
-    """SpatialGroupEnhance as PytorchInsight ``resnet_sge.py``."""
-    b, c, h, w = x.size()
-    x = x.view(b * m.groups, -1, h, w)
-    xn = x * F.adaptive_avg_pool2d(x, 1)
-    xn = xn.sum(dim=1, keepdim=True)
-    t = xn.view(b * m.groups, -1)
-    t = t - t.mean(dim=1, keepdim=True)
-    std = t.std(dim=1, keepdim=True) + 1e-5
-    t = t / std
-    t = t.view(b, m.groups, h, w)
-    t = t * m.weight + m.bias
-    t = t.view(b * m.groups, 1, h, w)
-    x = x * torch.sigmoid(t)
-    return x.view(b, c, h, w)
-
-
-def source_srm(m, x):
-    """SRM as the official code: ``_style_pooling`` (mean, sqrt(var + eps)) then
-    ``_style_integration`` (``t * cfc`` summed, BN, sigmoid)."""
-    n, c, _, _ = x.size()
-    channel_mean = x.view(n, c, -1).mean(dim=2, keepdim=True)
-    channel_var = x.view(n, c, -1).var(dim=2, keepdim=True) + 1e-5
-    t = torch.cat((channel_mean, channel_var.sqrt()), dim=2)
-    z = torch.sum(t * m.cfc[None, :, :], dim=2)[:, :, None, None]
-    return x * torch.sigmoid(m.bn(z))
-
-
-def source_sk(m, branches):
-    """SK fusion as PytorchInsight ``resnet_sk.py`` (after its two 3x3 branches)."""
-    d1, d2 = branches
-    planes = d1.size(1)
-    d = F.adaptive_avg_pool2d(d1, 1) + F.adaptive_avg_pool2d(d2, 1)
-    d = F.relu(m.bn_fc1(m.conv_fc1(d)))
-    d = m.conv_fc2(d)
-    d = torch.unsqueeze(d, 1).view(-1, 2, planes, 1, 1)
-    d = F.softmax(d, 1)
-    return d1 * d[:, 0, :, :, :].squeeze(1) + d2 * d[:, 1, :, :, :].squeeze(1)
-
-
-def source_gc(m, x):
-    """GCNet ``ContextBlock2d`` (att pooling, channel_add fusion) as its source writes it."""
-    batch, channel, height, width = x.size()
-    input_x = x.view(batch, channel, height * width).unsqueeze(1)
-    context_mask = m.conv_mask(x).view(batch, 1, height * width)
-    context_mask = F.softmax(context_mask, dim=2).unsqueeze(3)
-    context = torch.matmul(input_x, context_mask).view(batch, channel, 1, 1)
-    return x + m.channel_add_conv(context)
-
-
-#: type name -> the source-style formula of that module
-SOURCE_STYLE = {'SEModule': source_se, 'SKFusion': source_sk, 'CBAM': source_cbam,
-                'BAM': source_bam, 'GCBlock': source_gc, 'SGE': source_sge, 'SRM': source_srm}
+from resvariants.models.backbones import ResNet
 
 
 def test_every_source_module_has_its_source_style_formula():
     assert set(SOURCE_STYLE) == set(SOURCE_TYPES)
+
+
+@pytest.mark.parametrize('name', SOURCE_TYPES)
+def test_source_style_network_computes_the_same_function(name):
+    """``use_source_style`` (the benchmark's reference network) swaps every module of that
+    type in a trunk for its source-style formula and keeps the network's function."""
+    ours = randomise(ResNet(**TINY, **trunk_kwargs(name))).double().train()
+    ref = copy.deepcopy(ours)
+    expected = sum(type(m).__name__ == name for m in ours.modules())
+    assert use_source_style(ref) == expected > 0
+    assert use_source_style(ResNet(depth=18)) == 0
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)  # stage 4: 2 x 2 (a std needs 2)
+    outs, refs = ours(x), ref(x)
+    for a, b in zip(outs, refs):
+        _close(a, b, 'trunk output', name)
+    sum(o.sum() for o in outs).backward()
+    sum(o.sum() for o in refs).backward()
+    # against the network's gradient scale: GC's mask bias has an exactly-zero gradient
+    # (softmax ignores a shift) that both compute as rounding noise
+    scale = max(p.grad.abs().max().item() for p in ref.parameters())
+    ref_params = dict(ref.named_parameters())
+    for key, p in ours.named_parameters():
+        diff = (p.grad - ref_params[key].grad).abs().max().item()
+        assert diff <= 1e-9 * scale, f'{name}: {key} grad differs by {diff:.3g}'
 
 
 def _source_module(name, channels):

@@ -107,6 +107,87 @@ def test_modules_mode_writes_table(tmp_path):
     assert '| sge | network |' in (tmp_path / 'modules.md').read_text()
 
 
+def test_modules_mode_with_compile_times_every_module_compiled(tmp_path):
+    result = tool.main(['--modules', '--compile', '--compile-backend', 'eager',
+                        '--module-names', 'se', 'srm', '--size', '32', '--train-batch', '2',
+                        '--module-runs', '1', '--warmup', '0', '--threads', '1',
+                        '--out-dir', str(tmp_path)])
+    rows = {(r['module'], r['stage']): r for r in result['modules']}
+    assert len(rows) == 10
+    se, srm = rows['se', '1'], rows['srm', 'network']
+    # SE has no fast path: its eager column is its plain formula
+    assert se['fused_train_ms'] == se['plain_train_ms'] and se['train_speedup'] == 1.0
+    assert se['compiled_train_speedup'] == pytest.approx(
+        se['plain_train_ms'] / se['compiled_train_ms'])
+    stages = [rows['srm', str(i)] for i in range(1, 5)]
+    assert srm['compiled_train_ms'] == pytest.approx(
+        sum(n * r['compiled_train_ms'] for n, r in zip((3, 4, 6, 3), stages)))
+    assert srm['compile_s'] == pytest.approx(sum(r['compile_s'] for r in stages))
+    with open(tmp_path / 'modules.csv') as f:
+        assert list(csv.DictReader(f).fieldnames) == (tool.MODULE_COLUMNS +
+                                                      tool.MODULE_COMPILE_COLUMNS)
+    assert 'torch.compile(backend=\'eager\'' in (tmp_path / 'modules.md').read_text()
+
+
+def test_reference_compile_and_fold_rows(tmp_path, monkeypatch):
+    """--reference, --compile and --fold-bn add their rows and columns; every ratio is to the
+    row of the same mode (fixed times make them exact)."""
+    times = {'resnet50_in1k': 1.0, 'resnet50_in1k [compiled]': 0.5, 'sge_resnet50_in1k': 1.2,
+             'sge_resnet50_in1k [reference]': 1.5, 'sge_resnet50_in1k [compiled]': 0.6,
+             'sge_resnet50_in1k [reference, compiled]': 0.6}
+
+    def fixed_times(fns, clock, warmup, runs, progress=None):
+        for fn in fns.values():
+            fn()  # the folded copies and compiled graphs run
+        return {name: [times.get(name.removesuffix(' [folded]'), 1.0) *
+                       (0.5 if name.endswith('[folded]') else 1.0)] for name in fns}
+
+    monkeypatch.setattr(tool, 'interleaved', fixed_times)
+    result = tool.main(['--configs', 'configs/imagenet/resnet50_in1k.py',
+                        'configs/imagenet/sge_resnet50_in1k.py', '--reference', '--compile',
+                        '--compile-backend', 'eager', '--fold-bn', '--device', 'cpu',
+                        '--size', '64', '--train-batch', '2', '--infer-batch', '2', '--runs',
+                        '1', '--warmup', '0', '--threads', '1', '--out-dir', str(tmp_path)])
+    rows = {r['config']: r for r in result['models']}
+    assert list(rows) == list(times)  # the plain ResNet has no reference row
+    sge, comp = rows['sge_resnet50_in1k'], rows['sge_resnet50_in1k [compiled]']
+    assert sge['train_ratio'] == pytest.approx(1.2) and sge['target'] == pytest.approx(
+        sge['gflops_ratio'] + 0.10)
+    assert sge['ref_train_ratio'] == pytest.approx(0.8) and sge['ref_verdict'] == 'holds'
+    assert comp['train_ratio'] == pytest.approx(1.2)  # to the compiled plain ResNet
+    assert comp['target'] == pytest.approx(comp['gflops_ratio'] + 0.05)
+    assert comp['ref_train_ratio'] == pytest.approx(1.0) and comp['ref_verdict'] == 'FAILS'
+    assert rows['resnet50_in1k [compiled]']['verdict'] == 'baseline'
+    assert comp['compile_s'] > 0 and 'compile_s' not in sge
+    assert sge['fold_speedup_bN'] == pytest.approx(2.0) and 'folded_bN_ms' not in comp
+    with open(tmp_path / 'benchmark.csv') as f:
+        assert list(csv.DictReader(f).fieldnames) == (
+            tool.COLUMNS + tool.REFERENCE_COLUMNS + tool.COMPILE_COLUMNS + tool.FOLD_COLUMNS)
+
+
+def test_fold_conv_bn_keeps_the_logits_and_refuses_a_change(monkeypatch):
+    import mmcv.cnn
+    model = tool.build_model('configs/imagenet/se_resnet50_in1k.py')
+    x = torch.randn(1, 3, 64, 64)
+    folded = tool.fold_conv_bn(model, x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    with torch.no_grad():
+        expected = model.head(model.extract_feat(x))
+        assert tool.close(folded.head(folded.extract_feat(x)), expected, rtol=1e-4)
+    real_fuse = mmcv.cnn.fuse_conv_bn
+
+    def wrong_fuse(module):  # a fold that forgets one BN's shift
+        module = real_fuse(module)
+        with torch.no_grad():
+            module.backbone.conv1.bias.add_(1.0)
+        return module
+
+    monkeypatch.setattr(mmcv.cnn, 'fuse_conv_bn', wrong_fuse)
+    with pytest.raises(AssertionError, match='conv-BN folding changed the eval logits'):
+        tool.fold_conv_bn(model, x)
+
+
 def test_configs_accept_globs_and_reject_missing():
     paths = tool.resolve_configs(['configs/imagenet/s*_resnet50_in1k.py'])
     assert [osp.basename(p) for p in paths] == [

@@ -68,15 +68,25 @@ DEFAULT_CONFIGS = [
     for name in ('resnet50', 'se_resnet50', 'sk_resnet50', 'cbam_resnet50', 'bam_resnet50',
                  'gc_resnet50', 'sge_resnet50', 'srm_resnet50')
 ]
-TARGET_MARGIN = 0.10  # train-step ratio may exceed the GFLOPs ratio by at most this
+TARGET_MARGIN = 0.10  # eager: train-step ratio may exceed the GFLOPs ratio by at most this
+COMPILED_TARGET_MARGIN = 0.05  # compiled: the same, with this margin (issue 18)
+REFERENCE_TARGET = 0.9  # ours / the source-style reference, train and inference (issue 18)
 COLUMNS = [
     'config', 'params_M', 'gflops', 'gflops_ratio', 'train_ms', 'train_img_s', 'train_ratio',
     'target', 'verdict', 'latency_b1_ms', 'latency_bN_ms', 'infer_img_s', 'peak_mem_MB'
 ]
+#: extra columns of --reference (ours / reference in the same mode), --compile, --fold-bn
+REFERENCE_COLUMNS = ['ref_train_ratio', 'ref_b1_ratio', 'ref_bN_ratio', 'ref_verdict']
+COMPILE_COLUMNS = ['compile_s']
+FOLD_COLUMNS = ['folded_b1_ms', 'folded_bN_ms', 'fold_speedup_bN']
 MODULE_COLUMNS = [
     'module', 'stage', 'shape', 'equal', 'fused_train_ms', 'plain_train_ms', 'train_speedup',
     'fused_infer_ms', 'plain_infer_ms', 'infer_speedup'
 ]
+#: --modules --compile: the plain formula compiled (a compiled fast-path module takes the plain
+#: formula, ``_fused.fast_path``, so "fused compiled" is this same graph)
+MODULE_COMPILE_COLUMNS = ['compiled_train_ms', 'compiled_train_speedup', 'compiled_infer_ms',
+                          'compiled_infer_speedup', 'compile_s']
 DETECTOR_COLUMNS = ['config', 'shape', 'train_ms', 'train_ratio', 'infer_ms', 'peak_mem_MB']
 
 
@@ -322,7 +332,7 @@ class ClassifierBench:
     """Train step and inference of an mmpretrain classifier on random data."""
 
     def __init__(self, model, device, train_batch, size, infer_batch, amp=False,
-                 channels_last=False, seed=0):
+                 channels_last=False, seed=0, compile_backend=None, fold_bn=False):
         self.model = model.to(device)
         self.device, self.amp = device, amp
         fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -341,9 +351,32 @@ class ClassifierBench:
                                          weight_decay=1e-4)
         use_scaler = amp and torch.device(device).type == 'cuda'
         self.scaler = torch.amp.GradScaler('cuda') if use_scaler else None
+        self.logits = self._eager_logits
+        self.compile_s = None
+        if compile_backend:
+            # the whole network as one graph per mode and shape (train / eval, each batch);
+            # every bench's graphs hang on the one code object of ``_eager_logits``
+            import torch._dynamo as dynamo
+            dynamo.config.recompile_limit = max(dynamo.config.recompile_limit,
+                                                       512)
+            dynamo.config.accumulated_recompile_limit = max(
+                dynamo.config.accumulated_recompile_limit, 4096)
+            self.logits = torch.compile(self._eager_logits, backend=compile_backend,
+                                        fullgraph=True, dynamic=False)
+            begin = time.perf_counter()
+            self.train_step()
+            for batch in self.infer_x:
+                self.infer(batch)
+            if torch.device(device).type == 'cuda':
+                torch.cuda.synchronize()
+            self.compile_s = time.perf_counter() - begin
+        self.folded = None
+        if fold_bn:
+            self.folded = fold_conv_bn(self.model, self.infer_x[1])
 
-    def logits(self, x):
-        return self.model.head(self.model.extract_feat(x))
+    def _eager_logits(self, x, model=None):
+        model = self.model if model is None else model
+        return model.head(model.extract_feat(x))
 
     def train_step(self):
         self.model.train()
@@ -355,6 +388,26 @@ class ClassifierBench:
         self.model.eval()
         with torch.no_grad(), autocast(self.device, self.amp):
             self.logits(self.infer_x[batch])
+
+    def infer_folded(self, batch):
+        with torch.no_grad(), autocast(self.device, self.amp):
+            self._eager_logits(self.infer_x[batch], self.folded)
+
+
+def fold_conv_bn(model, x):
+    """An eval copy of ``model`` with every BatchNorm that follows a convolution folded into
+    it (mmcv's ``fuse_conv_bn``), checked to give the model's eval logits first."""
+    from mmcv.cnn import fuse_conv_bn
+    model.eval()
+    folded = fuse_conv_bn(copy.deepcopy(model)).eval()
+    with torch.no_grad():
+        expected = model.head(model.extract_feat(x))
+        got = folded.head(folded.extract_feat(x))
+    if not close(got, expected, rtol=1e-3, atol=1e-4):
+        raise AssertionError('conv-BN folding changed the eval logits (max |diff| '
+                             f'{(got - expected).abs().max().item():.3g}; NaN: the input is '
+                             'too small for a module, e.g. a std over a 1 x 1 map)')
+    return folded
 
 
 class DetectorBench:
@@ -400,28 +453,55 @@ def _round_progress(what):
     return report
 
 
+def model_variants(args):
+    """``[(suffix, implementation, compiled)]``: the rows each config gets. ``ours`` is the
+    library's model; ``reference`` (``--reference``) the same weights with every attention
+    module computing its source-style formula; ``plain formulas`` (``--plain-modules``) ours
+    with the fast paths off; ``compiled`` (``--compile``) adds each of them compiled."""
+    impls = ['ours'] + (['reference'] if args.reference else []) + (
+        ['plain formulas'] if args.plain_modules else [])
+    modes = [False] + ([True] if args.compile else [])
+    out = []
+    for compiled in modes:
+        for impl in impls:
+            tags = ([] if impl == 'ours' else [impl]) + (['compiled'] if compiled else [])
+            out.append((f' [{", ".join(tags)}]' if tags else '', impl, compiled))
+    return out
+
+
 def benchmark_models(args, device):
     from resvariants.analysis import count_complexity
+    from resvariants.analysis.source_style import use_source_style
     configs = resolve_configs(args.configs)
     benches, rows = {}, {}
+    variants = model_variants(args)
     for i, path in enumerate(configs):
         name = config_name(path)
         _log(f'[{i + 1}/{len(configs)}] {name}: build, count GFLOPs')
         model = build_model(path)
         complexity = count_complexity(model, (224, 224))
-        rows[name] = dict(config=name, params_M=complexity.params / 1e6,
-                          gflops=complexity.gflops, attention=has_attention(model))
-        benches[name] = ClassifierBench(model, device, args.train_batch, args.size,
-                                        args.infer_batch, amp=args.amp,
-                                        channels_last=args.channels_last)
-        if args.plain_modules and rows[name]['attention']:
-            ref_name = f'{name} [plain formulas]'
-            ref_model = build_model(path)
-            if use_plain_formulas(ref_model):
-                rows[ref_name] = dict(rows[name], config=ref_name)
-                benches[ref_name] = ClassifierBench(ref_model, device, args.train_batch,
-                                                    args.size, args.infer_batch, amp=args.amp,
-                                                    channels_last=args.channels_last)
+        attention = has_attention(model)
+        for suffix, impl, compiled in variants:
+            if impl != 'ours' and not attention:
+                continue  # the plain ResNet has no modules to swap: its own row serves
+            copy_ = copy.deepcopy(model)
+            if impl == 'reference' and not use_source_style(copy_):
+                continue
+            if impl == 'plain formulas' and not use_plain_formulas(copy_):
+                continue
+            row_name = name + suffix
+            if compiled:
+                _log(f'  {row_name}: compiling ({args.compile_backend})')
+            benches[row_name] = ClassifierBench(
+                copy_, device, args.train_batch, args.size, args.infer_batch, amp=args.amp,
+                channels_last=args.channels_last,
+                compile_backend=args.compile_backend if compiled else None,
+                fold_bn=args.fold_bn and not compiled)
+            rows[row_name] = dict(config=row_name, model=name, impl=impl, compiled=compiled,
+                                  params_M=complexity.params / 1e6, gflops=complexity.gflops,
+                                  attention=attention)
+            if compiled:
+                rows[row_name]['compile_s'] = benches[row_name].compile_s
     names = list(benches)
     base = args.baseline or next((n for n in names if not rows[n]['attention']), names[0])
     if base not in benches:
@@ -431,12 +511,17 @@ def benchmark_models(args, device):
          f'{len(names)} models interleaved')
     train = interleaved({n: b.train_step for n, b in benches.items()}, clock, args.warmup,
                         args.runs, _round_progress('train'))
-    latency = {}
+    latency, folded = {}, {}
     for batch in sorted({1, args.infer_batch}):
         _log(f'inference, batch {batch} x {args.size}x{args.size}')
-        latency[batch] = interleaved({n: (lambda b=b, k=batch: b.infer(k))
-                                      for n, b in benches.items()}, clock, args.warmup,
-                                     args.runs, _round_progress(f'batch {batch}'))
+        fns = {n: (lambda b=b, k=batch: b.infer(k)) for n, b in benches.items()}
+        fns.update({n + ' [folded]': (lambda b=b, k=batch: b.infer_folded(k))
+                    for n, b in benches.items() if b.folded is not None})
+        samples = interleaved(fns, clock, args.warmup, args.runs,
+                              _round_progress(f'batch {batch}'))
+        latency[batch] = {n: samples[n] for n in benches}
+        folded[batch] = {n: samples[n + ' [folded]'] for n, b in benches.items()
+                         if b.folded is not None}
     _log('peak memory of one train step')
     for name, bench in benches.items():
         with PeakMemory(device) as mem:
@@ -444,13 +529,17 @@ def benchmark_models(args, device):
         rows[name]['peak_mem_MB'] = mem.peak / 2**20
     for name in names:
         row = rows[name]
+        # the ratio to the baseline config in the same mode (compiled to compiled)
+        row_base = base + (' [compiled]' if row['compiled'] and base + ' [compiled]' in rows
+                           else '')
         train_s = statistics.median(train[name])
         row['train_ms'] = train_s * 1e3
         row['train_img_s'] = args.train_batch / train_s
-        row['train_ratio'] = median_ratio(train, name, base)
+        row['train_ratio'] = median_ratio(train, name, row_base)
         row['gflops_ratio'] = row['gflops'] / rows[base]['gflops']
-        row['target'] = row['gflops_ratio'] + TARGET_MARGIN
-        if name == base:
+        margin = COMPILED_TARGET_MARGIN if row['compiled'] else TARGET_MARGIN
+        row['target'] = row['gflops_ratio'] + margin
+        if name == row_base:
             row['verdict'] = 'baseline'
         else:
             row['verdict'] = 'holds' if row['train_ratio'] <= row['target'] else 'FAILS'
@@ -458,7 +547,23 @@ def benchmark_models(args, device):
         bn = statistics.median(latency[args.infer_batch][name])
         row['latency_bN_ms'] = bn * 1e3
         row['infer_img_s'] = args.infer_batch / bn
+        if name in folded[1]:
+            row['folded_b1_ms'] = statistics.median(folded[1][name]) * 1e3
+            row['folded_bN_ms'] = statistics.median(folded[args.infer_batch][name]) * 1e3
+            row['fold_speedup_bN'] = row['latency_bN_ms'] / row['folded_bN_ms']
+        ref = row['model'] + (' [reference, compiled]' if row['compiled'] else ' [reference]')
+        if row['impl'] == 'ours' and ref in rows:
+            row['ref_train_ratio'] = median_ratio(train, name, ref)
+            row['ref_b1_ratio'] = median_ratio(latency[1], name, ref)
+            row['ref_bN_ratio'] = median_ratio(latency[args.infer_batch], name, ref)
+            worst = max(row['ref_train_ratio'], row['ref_b1_ratio'], row['ref_bN_ratio'])
+            row['ref_verdict'] = 'holds' if worst <= REFERENCE_TARGET else 'FAILS'
     return [rows[n] for n in names], base
+
+
+def model_columns(args):
+    return (COLUMNS + (REFERENCE_COLUMNS if args.reference else []) +
+            (COMPILE_COLUMNS if args.compile else []) + (FOLD_COLUMNS if args.fold_bn else []))
 
 
 def benchmark_detectors(args, device):
@@ -491,35 +596,46 @@ def benchmark_detectors(args, device):
 # Fast paths vs plain formulas, module by module
 # --------------------------------------------------------------------------------------------
 
+def module_choices(compile_too):
+    """``{short name: type name}`` of --modules: the modules with a fast path, or with
+    ``--compile`` every registered attention module (the compiled plain formula is timed)."""
+    if not compile_too:
+        return fused_attention_types()
+    from resvariants.models.attention import attention_aliases, attention_types
+    short = {t: a for a, t in reversed(list(attention_aliases().items()))}
+    return {short.get(t, t.lower().removesuffix('fusion')): t for t in attention_types()}
+
+
 def benchmark_modules(args, device):
     from resvariants.models.attention import attention_types
-    known = fused_attention_types()
+    known = module_choices(args.compile)
     names = args.module_names or list(known)
     clock = Clock(device)
     rows = []
+    keys = ('fused_train_ms', 'plain_train_ms', 'fused_infer_ms', 'plain_infer_ms') + (
+        ('compiled_train_ms', 'compiled_infer_ms', 'compile_s') if args.compile else ())
     for name in names:
         type_name = known[name]
         per_stage, factor, num_inputs = module_layout(type_name)
-        totals = dict(fused_train_ms=0.0, plain_train_ms=0.0, fused_infer_ms=0.0,
-                      plain_infer_ms=0.0)
+        totals = dict.fromkeys(keys, 0.0)
         for stage, count in enumerate(per_stage):
             if not count:
                 continue
             channels = 64 * 2**stage * factor
             size = max(2, args.size // 2**(stage + 2))
             kwargs = dict(groups=64) if type_name == 'SGE' else {}
-            fused = randomised(attention_types()[type_name](channels, **kwargs)).to(device)
-            plain = copy.deepcopy(fused)
-            plain.fused = False
+            plain = randomised(attention_types()[type_name](channels, **kwargs)).to(device)
+            has_fast_path = hasattr(plain, 'fused')
+            modules = dict(plain=plain)
+            if has_fast_path:
+                modules['fused'] = plain
+                modules['plain'] = copy.deepcopy(plain)
+                modules['plain'].fused = False
             gen = torch.Generator().manual_seed(stage)
             shape = (args.train_batch, channels, size, size)
             xs = [torch.randn(shape, generator=gen).to(device).requires_grad_()
                   for _ in range(num_inputs)]
             x = xs if num_inputs > 1 else xs[0]
-            with torch.no_grad():
-                if not close(fused.eval()(x), plain.eval()(x)):
-                    raise AssertionError(f'{name} stage {stage + 1}: the fast path differs '
-                                         f'from the plain formula')
             grad = torch.randn(shape, device=device)
 
             def step(module):
@@ -531,21 +647,43 @@ def benchmark_modules(args, device):
             def infer(module):
                 module.eval()
                 with torch.no_grad(), autocast(device, args.amp):
-                    module(x)
+                    return module(x)
 
+            compile_s = None
+            if args.compile:
+                modules['compiled'] = copy.deepcopy(modules['plain'])
+                modules['compiled'].compile(backend=args.compile_backend, fullgraph=True,
+                                            dynamic=False)
+                begin = time.perf_counter()
+                step(modules['compiled'])
+                infer(modules['compiled'])
+                compile_s = time.perf_counter() - begin
+                for module in {id(m): m for k, m in modules.items() if k != 'compiled'}.values():
+                    step(module)  # the same BN update, so all compare in the same state
+            with torch.no_grad():
+                expected = infer(modules['plain'])
+                for variant, module in modules.items():
+                    if not close(infer(module), expected):
+                        raise AssertionError(f'{name} stage {stage + 1}: the {variant} module '
+                                             f'differs from the plain formula')
             _log(f'{name} stage {stage + 1}: {shape}')
-            train = interleaved(dict(fused=lambda: step(fused), plain=lambda: step(plain)),
+            train = interleaved({k: (lambda m=m: step(m)) for k, m in modules.items()},
                                 clock, max(args.warmup, 1), args.module_runs)
-            test = interleaved(dict(fused=lambda: infer(fused), plain=lambda: infer(plain)),
+            test = interleaved({k: (lambda m=m: infer(m)) for k, m in modules.items()},
                                clock, max(args.warmup, 1), args.module_runs)
             row = dict(module=name, stage=str(stage + 1), shape='x'.join(map(str, shape)),
-                       equal=True, fused_train_ms=statistics.median(train['fused']) * 1e3,
-                       plain_train_ms=statistics.median(train['plain']) * 1e3,
-                       fused_infer_ms=statistics.median(test['fused']) * 1e3,
-                       plain_infer_ms=statistics.median(test['plain']) * 1e3)
+                       equal=True)
+            for variant in modules:
+                row[f'{variant}_train_ms'] = statistics.median(train[variant]) * 1e3
+                row[f'{variant}_infer_ms'] = statistics.median(test[variant]) * 1e3
+            if not has_fast_path:  # no fast path: the plain formula is what runs eagerly
+                row['fused_train_ms'], row['fused_infer_ms'] = (row['plain_train_ms'],
+                                                                row['plain_infer_ms'])
+            if compile_s is not None:
+                row['compile_s'] = compile_s
             rows.append(_speedups(row))
             for key in totals:
-                totals[key] += count * row[key]
+                totals[key] += count * row[key] if key != 'compile_s' else row[key]
         rows.append(_speedups(dict(module=name, stage='network',
                                    shape=f'x{sum(per_stage)} modules', equal=True, **totals)))
     return rows
@@ -554,6 +692,9 @@ def benchmark_modules(args, device):
 def _speedups(row):
     row['train_speedup'] = row['plain_train_ms'] / row['fused_train_ms']
     row['infer_speedup'] = row['plain_infer_ms'] / row['fused_infer_ms']
+    if 'compiled_train_ms' in row:
+        row['compiled_train_speedup'] = row['plain_train_ms'] / row['compiled_train_ms']
+        row['compiled_infer_speedup'] = row['plain_infer_ms'] / row['compiled_infer_ms']
     return row
 
 
@@ -640,15 +781,18 @@ def plot(rows, path, title):
 
 def write_model_outputs(rows, base, args, out_dir, machine):
     os.makedirs(out_dir, exist_ok=True)
-    write_csv(osp.join(out_dir, 'benchmark.csv'), rows, COLUMNS)
+    columns = model_columns(args)
+    write_csv(osp.join(out_dir, 'benchmark.csv'), rows, columns)
     setting = (f'train batch {args.train_batch}, inference batch 1 and {args.infer_batch}, '
                f'{args.size}x{args.size}, median of {args.runs} interleaved rounds after '
                f'{args.warmup} warm-up' + (', AMP' if args.amp else '') +
-               (', channels_last' if args.channels_last else ''))
+               (', channels_last' if args.channels_last else '') +
+               (f', compiled rows: torch.compile(backend={args.compile_backend!r}, '
+                'fullgraph=True)' if args.compile else ''))
     with open(osp.join(out_dir, 'benchmark.md'), 'w') as f:
         f.write(f'Machine: {machine}\n\nSetting: {setting}; baseline {base}; '
                 f'latency_bN = batch {args.infer_batch}.\n\n')
-        f.write(markdown_table(rows, COLUMNS) + '\n')
+        f.write(markdown_table(rows, columns) + '\n')
     plot(rows, osp.join(out_dir, 'benchmark.png'), f'{machine}\n{setting}')
 
 
@@ -690,6 +834,18 @@ def parse_args(argv=None):
     parser.add_argument('--plain-modules', action='store_true',
                         help='add a row per attention config whose modules run their plain '
                              'formulas (fused=False), for comparison')
+    parser.add_argument('--reference', action='store_true',
+                        help='add a row per attention config whose modules compute their '
+                             'source-style formulas (resvariants.analysis.source_style), and '
+                             'the ratios ours / reference')
+    parser.add_argument('--compile', action='store_true',
+                        help='add every row compiled (torch.compile, fullgraph, static '
+                             'shapes) with its compile time; ratios compare within a mode')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend of --compile and --modules')
+    parser.add_argument('--fold-bn', action='store_true',
+                        help='also time eager inference with conv-BN folded (mmcv '
+                             'fuse_conv_bn), checked equal first')
     parser.add_argument('--no-models', action='store_true',
                         help='skip the classifier table (e.g. detectors only)')
     args = parser.parse_args(argv)
@@ -698,10 +854,11 @@ def parse_args(argv=None):
             parser.error(f'--{key.replace("_", "-")} must be >= 1')
     if args.warmup < 0:
         parser.error('--warmup must be >= 0')
-    unknown = sorted(set(args.module_names or ()) - set(fused_attention_types()))
+    choices = module_choices(args.compile)
+    unknown = sorted(set(args.module_names or ()) - set(choices))
     if unknown:
-        parser.error(f'--module-names: unknown {unknown}; attention modules with a fast path: '
-                     f'{", ".join(fused_attention_types())}')
+        what = 'attention modules' if args.compile else 'attention modules with a fast path'
+        parser.error(f'--module-names: unknown {unknown}; {what}: {", ".join(choices)}')
     return args
 
 
@@ -721,18 +878,23 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     if args.modules:
         rows = benchmark_modules(args, device)
-        write_csv(osp.join(args.out_dir, 'modules.csv'), rows, MODULE_COLUMNS)
+        columns = MODULE_COLUMNS + (MODULE_COMPILE_COLUMNS if args.compile else [])
+        write_csv(osp.join(args.out_dir, 'modules.csv'), rows, columns)
         with open(osp.join(args.out_dir, 'modules.md'), 'w') as f:
             f.write(f'Machine: {machine}\n\nEach stage: batch {args.train_batch}, median of '
-                    f'{args.module_runs} interleaved rounds; train = forward + backward.\n\n')
-            f.write(markdown_table(rows, MODULE_COLUMNS) + '\n')
-        print(markdown_table(rows, MODULE_COLUMNS))
+                    f'{args.module_runs} interleaved rounds; train = forward + backward'
+                    + (f'; compiled = the plain formula under torch.compile(backend='
+                       f'{args.compile_backend!r}, fullgraph=True); compile_s = its first '
+                       'train + eval call (network: summed over the stages)'
+                       if args.compile else '') + '.\n\n')
+            f.write(markdown_table(rows, columns) + '\n')
+        print(markdown_table(rows, columns))
         result['modules'] = rows
         return result
     if not args.no_models:
         rows, base = benchmark_models(args, device)
         write_model_outputs(rows, base, args, args.out_dir, machine)
-        print(markdown_table(rows, COLUMNS))
+        print(markdown_table(rows, model_columns(args)))
         result['models'] = rows
     if args.detector:
         rows = benchmark_detectors(args, device)
