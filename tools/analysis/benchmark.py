@@ -310,10 +310,23 @@ def has_attention(model):
     return bool(getattr(backbone, 'attention_cfg', None) or getattr(backbone, 'sk', None))
 
 
-def autocast(device, enabled):
+def amp_dtype(device, amp):
+    """The autocast dtype of ``--amp`` (``auto``: float16 on CUDA, bfloat16 on the CPU)."""
+    if amp in ('float16', 'bfloat16'):
+        return getattr(torch, amp)
+    return torch.float16 if torch.device(device).type == 'cuda' else torch.bfloat16
+
+
+def autocast(device, amp):
     device_type = torch.device(device).type
-    dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
-    return torch.autocast(device_type, dtype=dtype, enabled=enabled)
+    return torch.autocast(device_type, dtype=amp_dtype(device, amp), enabled=bool(amp))
+
+
+def grad_scaler(device, amp):
+    """A GradScaler for float16 autocast on CUDA, else None."""
+    if amp and torch.device(device).type == 'cuda' and amp_dtype(device, amp) == torch.float16:
+        return torch.amp.GradScaler('cuda')
+    return None
 
 
 def _backward_and_step(loss, optimizer, scaler):
@@ -349,8 +362,7 @@ class ClassifierBench:
         }
         self.optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9,
                                          weight_decay=1e-4)
-        use_scaler = amp and torch.device(device).type == 'cuda'
-        self.scaler = torch.amp.GradScaler('cuda') if use_scaler else None
+        self.scaler = grad_scaler(device, amp)
         self.logits = self._eager_logits
         self.compile_s = None
         if compile_backend:
@@ -424,8 +436,7 @@ class DetectorBench:
         self.infer_data = self.model.data_preprocessor(packed, False)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9,
                                          weight_decay=1e-4)
-        use_scaler = amp and torch.device(device).type == 'cuda'
-        self.scaler = torch.amp.GradScaler('cuda') if use_scaler else None
+        self.scaler = grad_scaler(device, amp)
 
     def train_step(self):
         self.model.train()
@@ -785,7 +796,7 @@ def write_model_outputs(rows, base, args, out_dir, machine):
     write_csv(osp.join(out_dir, 'benchmark.csv'), rows, columns)
     setting = (f'train batch {args.train_batch}, inference batch 1 and {args.infer_batch}, '
                f'{args.size}x{args.size}, median of {args.runs} interleaved rounds after '
-               f'{args.warmup} warm-up' + (', AMP' if args.amp else '') +
+               f'{args.warmup} warm-up' + (f', AMP ({args.amp})' if args.amp else '') +
                (', channels_last' if args.channels_last else '') +
                (f', compiled rows: torch.compile(backend={args.compile_backend!r}, '
                 'fullgraph=True)' if args.compile else ''))
@@ -813,8 +824,10 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads, fixed (default: the number of CPU cores)')
-    parser.add_argument('--amp', action='store_true',
-                        help='autocast (float16 + GradScaler on CUDA, bfloat16 on CPU)')
+    parser.add_argument('--amp', nargs='?', const='auto', default=None,
+                        choices=['auto', 'float16', 'bfloat16'],
+                        help='autocast; alone: float16 (+ GradScaler) on CUDA, bfloat16 on the '
+                             'CPU; or the dtype')
     parser.add_argument('--channels-last', action='store_true',
                         help='models and inputs in channels_last memory format')
     parser.add_argument('--out-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'),
