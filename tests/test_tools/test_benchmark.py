@@ -3,7 +3,6 @@ paths against (no timing assertions). The modules' equality with their sources' 
 tests/test_models/test_attention_source_style.py."""
 import csv
 import importlib.util
-import os
 import os.path as osp
 
 import pytest
