@@ -3,6 +3,7 @@ paths against (no timing assertions). The modules' equality with their sources' 
 tests/test_models/test_attention_source_style.py."""
 import csv
 import importlib.util
+import os
 import os.path as osp
 
 import pytest
@@ -239,3 +240,28 @@ def test_gpu_bench_refuses_unknown_arguments():
     done = subprocess.run(['bash', osp.join(REPO, 'tools', 'analysis', 'gpu_bench.sh'),
                            '--dryrun'], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown argument '--dryrun'" in done.stderr
+
+
+def test_gpu_bench_dry_run_runs_every_step_on_the_cpu(tmp_path):
+    """tools/analysis/gpu_bench.sh --dry-run: the GPU script's four steps at tiny shapes, on
+    the CPU (bfloat16 / float16 autocast, compiled rows with the eager backend)."""
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
+    done = subprocess.run(['bash', osp.join(REPO, 'tools', 'analysis', 'gpu_bench.sh'),
+                           '--dry-run', '--out', str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    check = (tmp_path / 'device_check.txt').read_text()
+    assert '12/12 checks hold on cpu' in check  # 3 modules x (fp32, bf16) x (built, compiled)
+    with open(tmp_path / 'bf16' / 'benchmark.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['config'] for r in rows] == [
+        'resnet50_in1k', 'resnet50_in1k [compiled]', 'sge_resnet50_in1k',
+        'sge_resnet50_in1k [reference]', 'sge_resnet50_in1k [compiled]',
+        'sge_resnet50_in1k [reference, compiled]']
+    assert all(float(r['compile_s']) > 0 for r in rows if 'compiled' in r['config'])
+    assert 'AMP (bfloat16)' in (tmp_path / 'bf16' / 'benchmark.md').read_text()
+    assert 'AMP (float16)' in (tmp_path / 'fp16' / 'benchmark.md').read_text()
+    assert '| sge | network |' in (tmp_path / 'modules' / 'modules.md').read_text()
+    assert 'gpu_bench.sh: done in' in done.stdout

@@ -55,7 +55,7 @@ if [[ $DRY_RUN == 1 ]]; then
   DEVICE=(--device cpu)
   CHECK=(--backend eager --size 6 --batch 2 --channels 32 --modules SEModule SGE SKFusion)
   TABLE=(--configs configs/imagenet/resnet50_in1k.py configs/imagenet/sge_resnet50_in1k.py
-         --size 64 --train-batch 2 --infer-batch 2 --runs 1 --warmup 0 --threads 1
+         --size 32 --train-batch 2 --infer-batch 2 --runs 1 --warmup 0 --threads 1
          --compile-backend eager)
   MODULES=(--module-names sge se --size 32 --train-batch 2 --module-runs 1 --warmup 0
            --threads 1 --compile-backend eager)
