@@ -90,7 +90,8 @@ def densenet_params(depths=(6, 12, 48, 32), growth=32, init=64, bn_size=4, class
 
 # config -> (independent count, published figure or None, convs in the backbone)
 CONFIGS = {
-    'ws_shufflenetv2_1x_eshift_in1k.py': (shufflenet_v2_params(), 2_278_604, 1 + 3 * 5 + 13 * 3 + 1),
+    'ws_shufflenetv2_1x_eshift_in1k.py': (shufflenet_v2_params(), 2_278_604,
+                                          1 + 3 * 5 + 13 * 3 + 1),
     'ws_shufflenetv1_1x_g3_eshift_in1k.py': (shufflenet_v1_params(), None, 1 + 16 * 3),
     'ws_mobilenetv1_eshift_in1k.py': (mobilenet_v1_params(), 4_231_976, 1 + 13 * 2),
     'ws_densenet201_eshift_in1k.py': (densenet_params(), 20_013_928, 1 + 2 * 98 + 3),

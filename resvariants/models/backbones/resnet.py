@@ -433,7 +433,8 @@ class ResNet(MMDetResNet):
             if stage_attention is not None:
                 x = stage_attention(x)
             if self.preact and i == len(self.res_layers) - 1:
-                x = self.relu(getattr(self, self.final_norm_name)(x))
+                # (torch.relu: with deep_stem mmdet builds no self.relu)
+                x = torch.relu(getattr(self, self.final_norm_name)(x))
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
