@@ -10,6 +10,7 @@ them from the ``mmdet`` and ``mmpretrain`` scopes once resvariants is imported, 
 ``custom_imports=dict(imports=['resvariants.models'])`` or a prefixed ``'resvariants.SGE'``.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
@@ -24,6 +25,8 @@ OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     'optimizer wrapper constructor', parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='resvariants', locations=['resvariants.engine'])
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='resvariants',
+                   locations=['resvariants.evaluation'])
 
 #: Root registry that holds the insertable (plugin) modules, visible from every scope.
 PLUGIN_MODELS = MMENGINE_MODELS

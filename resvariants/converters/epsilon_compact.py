@@ -185,6 +185,10 @@ def compact_config(cfg, backbone_cfg):
     hooks = [h for h in cfg.get('custom_hooks', [])
              if _short_type(h) not in EPSILON_HOOKS]
     cfg.custom_hooks = hooks
+    for key in ('val_evaluator', 'test_evaluator'):  # the side head is gone: so is its metric
+        metrics = cfg.get(key)
+        if isinstance(metrics, (list, tuple)):
+            cfg[key] = [m for m in metrics if _short_type(m) != 'SideAccuracy']
     return cfg
 
 

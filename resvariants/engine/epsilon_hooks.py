@@ -187,7 +187,9 @@ class AdaptiveLRSchedule:
 class EpsilonAdaptiveLRHook(Hook):
     """Drives the learning rate by the discarded-block count (source's CIFAR rule).
 
-    Needs ``EpsilonResNetHook`` (which supplies the count) and no ``param_scheduler``. The
+    Needs ``EpsilonResNetHook`` (which supplies the count) and no learning-rate
+    ``param_scheduler`` (schedulers of other parameters, such as the CIFAR recipe's
+    ``param_name='weight_decay'`` staircase, are fine). The
     schedule values are absolute learning rates (``auto_scale_lr`` does not rescale them); every
     parameter group keeps its ratio to the optimizer's base lr (``paramwise_cfg`` lr_mult).
 
@@ -215,10 +217,13 @@ class EpsilonAdaptiveLRHook(Hook):
                 yield group
 
     def before_train(self, runner):
-        schedulers = runner.param_schedulers
-        if schedulers and (not isinstance(schedulers, dict) or any(schedulers.values())):
-            raise ValueError('EpsilonAdaptiveLRHook sets the learning rate itself: remove '
-                             'param_scheduler from the config (param_scheduler = [])')
+        schedulers = runner.param_schedulers or []
+        if isinstance(schedulers, dict):
+            schedulers = [s for group in schedulers.values() for s in group]
+        if any(getattr(s, 'param_name', 'lr') == 'lr' for s in schedulers):
+            raise ValueError('EpsilonAdaptiveLRHook sets the learning rate itself: remove the '
+                             'learning-rate schedulers from param_scheduler (schedulers with '
+                             'another param_name, e.g. weight_decay, may stay)')
         list(self._param_groups(runner))
 
     def before_train_epoch(self, runner):

@@ -431,8 +431,18 @@ def test_adaptive_lr_hook_refuses_schedulers_and_a_missing_count():
     for schedulers in ([object()], {'main': [object()]}):
         with pytest.raises(ValueError) as error:
             hook.before_train(_runner(model, param_schedulers=schedulers))
-        assert str(error.value) == ('EpsilonAdaptiveLRHook sets the learning rate itself: remove '
-                                    'param_scheduler from the config (param_scheduler = [])')
+        assert str(error.value) == (
+            'EpsilonAdaptiveLRHook sets the learning rate itself: remove the learning-rate '
+            'schedulers from param_scheduler (schedulers with another param_name, e.g. '
+            'weight_decay, may stay)')
+    # a scheduler of another parameter (the CIFAR recipe's weight-decay staircase) may stay
+    from mmengine.optim import StepParamScheduler, StepLR
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=2e-4)
+    wd = StepParamScheduler(optimizer, 'weight_decay', step_size=3, gamma=0.2, by_epoch=False)
+    hook.before_train(_runner(model, param_schedulers=[wd]))
+    hook.before_train(_runner(model, param_schedulers={'main': [wd]}))
+    with pytest.raises(ValueError, match='learning-rate schedulers'):
+        hook.before_train(_runner(model, param_schedulers=[wd, StepLR(optimizer, step_size=3)]))
     with pytest.raises(RuntimeError) as error:
         hook.after_train_epoch(_runner(model))
     assert str(error.value) == ('EpsilonAdaptiveLRHook needs EpsilonResNetHook in custom_hooks '

@@ -82,6 +82,14 @@ def test_blocks_are_discarded_and_logged(trained):
     assert [h['discarded_cnt'] for h in meta['history']] == [counts[1], counts[2], counts[3]]
 
 
+def test_validation_logs_the_side_heads_accuracy_beside_the_main_heads(trained):
+    main = _per_epoch(trained['points'], 'accuracy/top1')
+    side = _per_epoch(trained['points'], 'side/accuracy/top1')
+    assert sorted(main) == sorted(side) == [1, 2, 3]  # every validation pass logs both
+    assert all(0 <= v <= 100 for v in list(main.values()) + list(side.values()))
+    assert set(_per_epoch(trained['points'], 'side/accuracy/top5')) == {1, 2, 3}
+
+
 def test_learning_rate_restarts_when_blocks_are_discarded(trained):
     lrs = _per_epoch(trained['points'], 'epsilon/lr')
     restarts = _per_epoch(trained['points'], 'epsilon/lr_restart')

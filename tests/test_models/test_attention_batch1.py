@@ -106,6 +106,10 @@ BACKBONE_KWARGS = {
     'RMPlainResNet': dict(TINY, norm_eval=False),
     'CifarResNet': dict(depth=20, norm_eval=False),
     'PreActResNetCIFAR': dict(depth=20),
+    'MobileNetV1': dict(widen_factor=0.25, out_indices=(3, 4)),
+    # three dense blocks: the 47x33 input leaves a 3x2 map for the last one
+    'DenseNet': dict(arch=dict(growth_rate=4, depths=[2, 1, 1], init_channels=8),
+                     conv_cfg=dict(type='ConvWS')),
 }
 #: BNs that meet a 1x1 map at batch 1 at these sizes (the ED path's stride-2 encoder in layer4):
 #: they normalise with their running statistics and leave them untouched (safe_batch_norm)

@@ -46,10 +46,19 @@ from resvariants.registry import MODELS
 # --------------------------------------------------------------------------------------------
 
 
+#: Registered backbones that are not ResNet trunks (no stages of residual blocks, none of the
+#: options below): tests/test_models/test_ws_mobile_backbones.py covers them.
+NOT_RESNET_TRUNKS = {
+    'MobileNetV1': 'a stack of depthwise-separable convs (WS-MobileNetV1)',
+    'DenseNet': "mmpretrain's DenseNet with conv_cfg (WS-DenseNet-201)",
+}
+
+
 def registered_backbones():
-    """Every backbone class of the resvariants registry."""
+    """Every backbone class of the resvariants registry that is a ResNet trunk."""
     return sorted(name for name, cls in MODELS.module_dict.items()
-                  if cls.__module__.startswith('resvariants.models.backbones'))
+                  if cls.__module__.startswith('resvariants.models.backbones')
+                  and name not in NOT_RESNET_TRUNKS)
 
 
 def registered_attentions():
@@ -178,6 +187,11 @@ def _cases():
              merge='rm'),
         Case('RMPlainResNet', 'rm50', dict(depth=50, base_channels=8, reserve_identity=False),
              'rm_bottleneck', bottleneck8, merge='rm'),
+        Case('ResNet', 'preact18', dict(depth=18, base_channels=8, preact=True), 'basic', basic8,
+             merge='preact_trunk', attention=True),
+        Case('EpsilonResNet', 'eps-preact50', dict(depth=50, base_channels=8, epsilon=2.0,
+                                                   preact=True),
+             'bottleneck', bottleneck8, merge='preact_trunk_gated', attention=True),
         Case('PreActResNetCIFAR', 'preact20', dict(depth=20, out_indices=(0, 1, 2)), 'preact',
              cifar, stem='cifar', merge='preact'),
         Case('PreActResNetCIFAR', 'eps-preact20', dict(depth=20, epsilon=0.5,
@@ -194,7 +208,8 @@ BACKBONE_CASES = [c for b in BACKBONES for c in CASES_BY_BACKBONE[b]]
 # attention, one of them (each attention appears on some other backbone)
 ATTENTION_EVERYWHERE = ('r18', 'r50')
 ATTENTION_ROTATION = {'ed50': 'BAM', 'eps18': 'GCBlock', 'eps50': 'SRM', 'compact50': 'CBAM',
-                      'cifar20': 'SGE', 'plain50': 'SEModule'}
+                      'cifar20': 'SGE', 'plain50': 'SEModule', 'preact18': 'BAM',
+                      'eps-preact50': 'SGE'}
 
 
 def _with_attention(case, attention):
@@ -252,6 +267,8 @@ def unsupported(case, option):
         found = (ValueError, 'deep_stem')
     if found is None and option == 'dcn' and case.block == 'basic':
         found = (AssertionError, 'Not implemented')  # mmdet's BasicBlock has no DCN
+    if found is None and option == 'zero_init_residual' and case.kwargs.get('preact'):
+        found = (ValueError, 'zero_init_residual')  # a pre-activation block ends with a conv
     if found is None and option == 'dcn' and 'conv_cfg' in case.kwargs:
         found = (AssertionError, 'conv_cfg')  # mmdet: DCN replaces the conv_cfg conv
     return found
@@ -448,6 +465,23 @@ def reference_block(block, x, merge):
             out = relu(block.conv2(out))
             return relu(block.conv3(out))
         return relu(block.conv2(out))
+    if merge in ('preact_trunk', 'preact_trunk_gated'):  # ResNet(preact=True)
+        a = relu(getattr(block, block.norm1_name)(x)) if block.preact else x
+        names = {p: getattr(block, f'{p}_plugin_names', []) for p in
+                 ('after_conv1', 'after_conv2', 'after_conv3')}
+        out = _run(block, names['after_conv1'],
+                   relu(getattr(block, block.norm2_name)(block.conv1(a))))
+        if hasattr(block, 'conv3'):  # bottleneck: no norm after conv3
+            out = _run(block, names['after_conv2'],
+                       relu(getattr(block, block.norm3_name)(block.conv2(out))))
+            out = _run(block, names['after_conv3'], block.conv3(out))
+        else:
+            out = _run(block, names['after_conv2'], block.conv2(out))
+        source = a if block.shortcut_from_preact else x
+        shortcut = source if block.downsample is None else block.downsample(source)
+        if merge == 'preact_trunk_gated':
+            out = reference_gate(out, block.gate.epsilon) * out
+        return out + shortcut
     if merge in ('preact', 'preact_gated'):
         out = relu(getattr(block, block.norm1_name)(x)) if block.preact else x
         out = block.conv2(relu(getattr(block, block.norm2_name)(block.conv1(out))))
@@ -559,6 +593,7 @@ def test_registry_lists_the_known_backbones_and_attentions():
             'CompactResNet', 'CifarResNet', 'PlainResNet', 'RMPlainResNet'} <= set(BACKBONES)
     assert {'SEModule', 'CBAM', 'BAM', 'GCBlock', 'SGE', 'SRM'} <= set(ATTENTIONS)
     assert {c.backbone for c in CASES} <= set(BACKBONES)  # no case of a vanished backbone
+    assert set(NOT_RESNET_TRUNKS) <= set(MODELS.module_dict)  # no stale exclusion
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ SHORT = dict(num_stages=2, out_indices=(0, 1), strides=(1, 2), dilations=(1, 1))
 
 
 def _short(name, kwargs):
-    if name in ('CifarResNet', 'PreActResNetCIFAR'):
+    if name in ('CifarResNet', 'PreActResNetCIFAR', 'MobileNetV1', 'DenseNet'):
         return dict(kwargs)
     if name == 'CompactResNet':
         return dict(kwargs, stage_blocks=(2, 1), shortcut_only_stages=(False, True), **SHORT)

@@ -1,7 +1,8 @@
 # epsilon-ResNet-50 smoke run on cls_small (Tiny-ImageNet, 10 classes, 64x64 real photos), the
 # machinery of the ImageNet recipe at toy scale: a quarter-width ResNet-50 (base_channels 16,
 # 1.5 M parameters) with strict-identity gates on the shared trunk, side supervision (weight
-# 0.1) after stage-3 block 0, epsilon 0 in epoch 1 then 8.0, the adaptive LR rule with
+# 0.1) after stage-3 block 0 (its top-1 / top-5 logged as side/accuracy/*), epsilon 0 in epoch
+# 1 then 8.0, the adaptive LR rule with
 # compressed schedules, discard count/ratio logged every epoch. With batch 8 on 64x64 images
 # the last stage (2x2 maps) sees 32 values per channel, so its BN outputs stay within
 # sqrt(31) ~ 5.6 (x gamma) in training mode: epsilon 8 discards such blocks, the count rises in
@@ -27,3 +28,6 @@ custom_hooks = [
          restart_schedule=((0, 0.01), (1, 0.001))),  # source: 0.1, 0.01@+41, 0.001@+61, ...
 ]
 train_cfg = dict(max_epochs=4, val_interval=1)
+val_evaluator = [dict(type='Accuracy', topk=(1, 5)),
+                 dict(type='resvariants.SideAccuracy', topk=(1, 5))]
+test_evaluator = val_evaluator

@@ -55,7 +55,8 @@ class EpsilonResNet(ResNet):
         zero_init_residual (bool): Must stay False: a zero-initialised last norm makes every
             branch output 0, every gate 0 and every gradient of the branches 0, forever.
         **kwargs: As ``resvariants.ResNet`` (``out_indices``, ``frozen_stages``, ``norm_eval``,
-            ``attention``, ``sk``, ``groups``, ``init_cfg``, ...).
+            ``attention``, ``sk``, ``groups``, ``init_cfg``, ...). ``preact=True`` gives the
+            source's network: tensorpack's pre-activation trunk (``preact_resnet.py``), gated.
 
     Example:
         >>> import torch
@@ -113,6 +114,9 @@ class CompactResNet(ResNet):
     """
 
     def __init__(self, depth, stage_blocks, shortcut_only_stages=None, **kwargs):
+        if kwargs.get('preact'):
+            raise ValueError('CompactResNet is the post-activation trunk; the compact export of '
+                             'a pre-activation (preact=True) network is not implemented')
         if depth not in ResNet.arch_settings:
             raise KeyError(f'unsupported ResNet depth {depth}; valid depths: '
                            f'{sorted(ResNet.arch_settings)}')

@@ -228,6 +228,9 @@ class ResNet(MMDetResNet):
             ``'Residual'`` (None, the default), ``'NoShortcut'`` (no projection shortcuts are
             built), ``dict(type='StrictIdentity', epsilon=2.0)``, ``dict(type='EDPath',
             groups=32)``. The presets PlainResNet / EpsilonResNet / EDResNet set it.
+        preact (bool): Build the pre-activation trunk (``preact_resnet.py``: BN-ReLU before
+            each block's convs, projection shortcuts without a norm, a final BN-ReLU ``bn_out``
+            after the last stage), the ImageNet network of epsilon-ResNet. Defaults to False.
         **kwargs: mmdet ``ResNet`` arguments (``out_indices``, ``frozen_stages``,
             ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``, ``dcn``,
             ``plugins``, ``init_cfg``, ...).
@@ -249,10 +252,13 @@ class ResNet(MMDetResNet):
     }
 
     def __init__(self, depth, attention=None, attention_stages=None, sk=None, groups=1,
-                 base_width=4, plugins=None, merge=None, **kwargs):
+                 base_width=4, plugins=None, merge=None, preact=False, **kwargs):
         if depth not in self.arch_settings:
             raise KeyError(f'unsupported ResNet depth {depth}; valid depths: '
                            f'{sorted(self.arch_settings)}')
+        self.preact = bool(preact)
+        if self.preact:
+            self._use_preact_blocks(depth, sk, kwargs)
         block = self.arch_settings[depth][0]
         num_stages = kwargs.get('num_stages', 4)
         if kwargs.get('style', 'pytorch') not in ('pytorch', 'caffe'):
@@ -297,6 +303,11 @@ class ResNet(MMDetResNet):
                                  f'shortcut, or a gate that stays closed)')
             kwargs['zero_init_residual'] = False
         super().__init__(depth, plugins=plugins, **kwargs)
+        if self.preact:  # the last stage's output is normalised and activated once more
+            self.final_norm_name, final_norm = build_norm_layer(self.norm_cfg, self.feat_dim,
+                                                                postfix='_out')
+            self.add_module(self.final_norm_name, final_norm)
+            self._freeze_stages()
         if self.stage_attention_cfg is not None:
             for i, enabled in enumerate(self.attention_stages):
                 if enabled:
@@ -304,6 +315,22 @@ class ResNet(MMDetResNet):
                     self.add_module(f'{self.stage_attention_cfg["type"].lower()}{i + 1}',
                                     build_attention(self.stage_attention_cfg, channels))
             self._freeze_stages()
+
+    def _use_preact_blocks(self, depth, sk, kwargs):
+        """Swap this instance's block class for its pre-activation counterpart."""
+        from .preact_resnet import PREACT_BLOCKS
+        block, stage_blocks = self.arch_settings[depth]
+        if block not in PREACT_BLOCKS:
+            raise ValueError(f'{type(self).__name__}: preact=True is defined for the trunk\'s '
+                             f'BasicBlock / Bottleneck, not {block.__name__}')
+        if sk is not None:
+            raise ValueError('sk (selective kernel) is defined for the post-activation trunk, '
+                             'not preact=True')
+        if kwargs.get('zero_init_residual'):
+            raise ValueError('preact=True needs zero_init_residual=False: a pre-activation '
+                             'block ends with a conv, not a norm that could start at 0')
+        kwargs['zero_init_residual'] = False
+        self.arch_settings = {depth: (PREACT_BLOCKS[block], stage_blocks)}  # this instance
 
     def with_preset_merge(self, kwargs, merge):
         """``kwargs`` with a preset's ``merge`` (EpsilonResNet, EDResNet, PlainResNet fix it)."""
@@ -324,6 +351,15 @@ class ResNet(MMDetResNet):
             # mmdet compares block classes by identity, so it skips our subclasses
             norm = 'norm3' if issubclass(block, Bottleneck) else 'norm2'
             kwargs['init_cfg'] = dict(type='Constant', val=0, override=dict(name=norm))
+        if self.preact:
+            from .preact_resnet import PREACT_BLOCKS, make_preact_layer
+            if kwargs['block'] not in PREACT_BLOCKS.values():  # a preset's own block
+                raise ValueError(f'{type(self).__name__}: preact=True is defined for the '
+                                 f'trunk\'s BasicBlock / Bottleneck, not '
+                                 f'{kwargs["block"].__name__}')
+            return make_preact_layer(first_stage=not self.res_layers,
+                                     with_projection=self.shortcut_merge.needs_projection,
+                                     **kwargs)
         if not self.shortcut_merge.needs_projection:
             return ShortcutFreeResLayer(**kwargs)
         return super().make_res_layer(**kwargs)
@@ -336,6 +372,11 @@ class ResNet(MMDetResNet):
 
     def _freeze_stages(self):
         super()._freeze_stages()
+        final_norm = getattr(self, getattr(self, 'final_norm_name', ''), None)
+        if final_norm is not None and self.frozen_stages >= self.num_stages:
+            final_norm.eval()  # the pre-activation trunk's last BN goes with the last stage
+            for param in final_norm.parameters():
+                param.requires_grad = False
         for i in range(self.frozen_stages):
             module = self.stage_attention(i) if hasattr(self, 'attention_stages') else None
             if module is not None:
@@ -391,6 +432,9 @@ class ResNet(MMDetResNet):
             stage_attention = self.stage_attention(i)
             if stage_attention is not None:
                 x = stage_attention(x)
+            if self.preact and i == len(self.res_layers) - 1:
+                # (torch.relu: with deep_stem mmdet builds no self.relu)
+                x = torch.relu(getattr(self, self.final_norm_name)(x))
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)

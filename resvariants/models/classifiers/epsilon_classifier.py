@@ -6,9 +6,14 @@ An auxiliary BN-ReLU -> GAP -> fc classifier reads the output of one block in th
 network and adds its cross-entropy, weighted 0.1, to the main loss. Its default position is the
 source's: after block n/2 of stage 2 on CIFAR (``layer2.9`` of ResNet-110), after block 8 of
 stage 3 for ResNet-101 and block 13 for ResNet-152 (block 0 for depths 18/34/50, where the
-source's rule crashes or has no head). The head is used only by ``loss``: prediction ignores
-it, and the compact export drops its weights.
+source's rule crashes or has no head). Its cross-entropy is added in ``loss``; ``predict``
+(validation and test) also runs it, as the source's inference pass does, and attaches its
+softmax scores to every data sample as ``side_pred_score``, which
+``resvariants.SideAccuracy`` turns into ``side/accuracy/top1`` beside the main head's
+``accuracy/top1``. The main head's predictions are unchanged; the compact export drops the side
+head.
 """
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
@@ -42,7 +47,8 @@ class SideSupervisionHead(LinearClsHead):
 
 
 def _remember_output(module, inputs, output):
-    module.side_output = output if module.training else None
+    keep = module.training or getattr(module, 'capture_side_output', False)
+    module.side_output = output if keep else None
 
 
 @MODELS.register_module()
@@ -58,12 +64,15 @@ class EpsilonImageClassifier(ImageClassifier):
             Defaults to ``dict(loss_weight=0.1)``.
         side_position (tuple[int, int] | None): ``(stage, block)``, 0-based, whose output the
             head reads. Defaults to the backbone's ``side_supervision_point()``.
+        predict_side (bool): ``predict`` attaches the side head's scores
+            (``side_pred_score``) to the data samples. Defaults to True.
         **kwargs: As mmpretrain's ``ImageClassifier`` (``neck``, ``head``, ...).
     """
 
     def __init__(self, backbone, side_head=dict(loss_weight=0.1), side_position=None,
-                 **kwargs):
+                 predict_side=True, **kwargs):
         super().__init__(backbone, **kwargs)
+        self.predict_side = predict_side
         self.side_position = None
         self.side_head = None
         if side_head is None:
@@ -117,3 +126,24 @@ class EpsilonImageClassifier(ImageClassifier):
             losses.update({('loss_side' if k == 'loss' else f'side_{k}'): v
                            for k, v in side.items()})
         return losses
+
+    def predict(self, inputs, data_samples=None, **kwargs):
+        """The main head's predictions, each data sample also carrying the side head's softmax
+        scores as ``side_pred_score`` (when there is a side head and ``predict_side``)."""
+        if self.side_head is None or not self.predict_side:
+            return super().predict(inputs, data_samples, **kwargs)
+        block = self.side_block
+        block.side_output = None
+        block.capture_side_output = True
+        try:
+            feats = self.extract_feat(inputs)
+        finally:
+            block.capture_side_output = False
+        side_feature, block.side_output = block.side_output, None
+        if side_feature is None:
+            raise RuntimeError('the side-supervised block did not run during predict')
+        predictions = self.head.predict(feats, data_samples, **kwargs)
+        side_scores = torch.softmax(self.side_head((side_feature, )), dim=1).detach()
+        for sample, score in zip(predictions, side_scores):
+            sample.set_field(score, 'side_pred_score', dtype=torch.Tensor)
+        return predictions
