@@ -230,12 +230,17 @@ def save_converted(state, dst, meta):
 
 def release_meta(checkpoint, src, arch, config):
     """The ``meta`` of a converted release: its file, architecture, config and the training
-    figures the source stored beside the weights (``epoch``, ``best_acc``, ``best_prec1``)."""
+    figures the source stored beside the weights (``epoch``, ``best_acc``, ``best_prec1``; an
+    mmdet checkpoint's ``meta['epoch']`` and ``meta['mmdet_version']``)."""
     meta = dict(converted_from=osp.basename(src), arch=arch, config=config)
-    for key in ('epoch', 'best_acc', 'best_prec1'):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            value = checkpoint[key]
-            meta[key] = value.item() if hasattr(value, 'item') else value
+    sources = [checkpoint] if isinstance(checkpoint, dict) else []
+    if sources and isinstance(checkpoint.get('meta'), dict):
+        sources.append(checkpoint['meta'])
+    for source in sources:
+        for key in ('epoch', 'best_acc', 'best_prec1', 'mmdet_version'):
+            if key in source and key not in meta:
+                value = source[key]
+                meta[key] = value.item() if hasattr(value, 'item') else value
     return meta
 
 
