@@ -12,8 +12,15 @@ torch.nn.functional from the v1 tensors alone (no mmdet module is used):
   outputs, P6 = max-pool(P5, kernel 1, stride 2);
 * RPN head: 3x3 conv + ReLU, then 1x1 ``rpn_cls`` (one sigmoid logit per anchor) and ``rpn_reg``;
 * box head: flatten, two FC + ReLU, ``fc_cls`` and ``fc_reg``;
-* mask head: four 3x3 conv + ReLU, 2x2 stride-2 deconv + ReLU, 1x1 ``conv_logits``.
+* mask head: four 3x3 conv + ReLU, 2x2 stride-2 deconv + ReLU, 1x1 ``conv_logits``;
+* anchors: per level of stride s, base anchors of side s * 8 * (1 / sqrt(r), sqrt(r)) for the
+  ratios r = h / w, centred at ((s - 1) / 2, (s - 1) / 2) with v1's "+1" pixel convention
+  (x2 - x1 = w - 1) and rounded; shifted to every position (positions major, anchors minor);
+* box decoding: v1's deltas with the "+1" width (w = x2 - x1 + 1), log-scale deltas clamped to
+  |log(16 / 1000)|, the corners placed at centre -/+ (w / 2 - 0.5) (no clipping here).
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -123,3 +130,30 @@ def v1_mask_head(roi_feats, state):
     x = F.relu(F.conv_transpose2d(x, state['mask_head.upsample.weight'],
                                   state['mask_head.upsample.bias'], stride=2))
     return F.conv2d(x, state['mask_head.conv_logits.weight'], state['mask_head.conv_logits.bias'])
+
+
+def v1_anchors(stride, feat_h, feat_w, ratios=(0.5, 1.0, 2.0), scale=8):
+    centre = 0.5 * (stride - 1)
+    base = []
+    for ratio in ratios:
+        w = stride / math.sqrt(ratio) * scale
+        h = stride * math.sqrt(ratio) * scale
+        base.append([centre - 0.5 * (w - 1), centre - 0.5 * (h - 1), centre + 0.5 * (w - 1),
+                     centre + 0.5 * (h - 1)])
+    base = torch.tensor(base).round()
+    ys, xs = torch.meshgrid(torch.arange(feat_h) * stride, torch.arange(feat_w) * stride,
+                            indexing='ij')
+    shifts = torch.stack([xs, ys, xs, ys], dim=-1).reshape(-1, 1, 4).float()
+    return (shifts + base[None]).reshape(-1, 4)
+
+
+def v1_decode(rois, deltas, stds):
+    dx, dy, dw, dh = (deltas * torch.tensor(stds)).unbind(-1)
+    limit = abs(math.log(16 / 1000))
+    dw, dh = dw.clamp(-limit, limit), dh.clamp(-limit, limit)
+    px, py = (rois[:, 0] + rois[:, 2]) * 0.5, (rois[:, 1] + rois[:, 3]) * 0.5
+    pw, ph = rois[:, 2] - rois[:, 0] + 1.0, rois[:, 3] - rois[:, 1] + 1.0
+    gx, gy = px + pw * dx, py + ph * dy
+    gw, gh = pw * dw.exp(), ph * dh.exp()
+    return torch.stack([gx - gw * 0.5 + 0.5, gy - gh * 0.5 + 0.5, gx + gw * 0.5 - 0.5,
+                        gy + gh * 0.5 - 0.5], dim=-1)

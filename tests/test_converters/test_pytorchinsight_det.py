@@ -13,7 +13,8 @@ import pytest
 import torch
 from fabricate import fast_builds, randomize_all_
 from mmdet_v1_reference import (BACKBONES, DETECTORS, random_heads, reference_backbone,
-                                stage_outputs, v1_bbox_head, v1_fpn, v1_mask_head, v1_rpn)
+                                stage_outputs, v1_anchors, v1_bbox_head, v1_decode, v1_fpn,
+                                v1_mask_head, v1_rpn)
 
 from resvariants.converters.pytorchinsight_det import (config_name,
                                                        convert_pytorchinsight_det_state_dict)
@@ -195,6 +196,35 @@ def test_roi_heads_give_the_v1_scores_and_deltas_reordered(detector):
             v1_masks = v1_mask_head(pooled, state)
             assert masks.shape == (4, 80, 28, 28) and v1_masks.shape == (4, 81, 28, 28)
             torch.testing.assert_close(masks, v1_masks[:, 1:], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('detector', ['faster_rcnn', 'cascade_rcnn'])
+def test_run_configs_place_and_decode_boxes_as_v1(detector):
+    """The run configs' anchors are v1's exactly (direct computation of the v1 formulas). Their
+    box coder (mmdet's LegacyDeltaXYWHBBoxCoder) is v1's "+1" decoding except for one choice
+    of mmdet's: the corners are not moved 0.5 px inwards (boxes 1 px wider; mmdet measured
+    ~+0.5 box AP on converted v1 models), so decoded boxes are v1's widened by 0.5 px a side,
+    then clipped to the image."""
+    model = detector_model(detector, 'r50')
+    sizes = [(16, 12), (8, 6), (4, 3), (2, 2), (1, 1)]
+    priors = model.rpn_head.prior_generator.grid_priors(sizes, device='cpu')
+    for (h, w), stride, got in zip(sizes, (4, 8, 16, 32, 64), priors):
+        torch.testing.assert_close(got, v1_anchors(stride, h, w), rtol=0, atol=0)
+    g = torch.Generator().manual_seed(6)
+    rois = torch.tensor([[3., 5., 40., 30.], [0., 0., 63., 63.], [20., 10., 22., 50.]])
+    deltas = torch.randn(3, 4, generator=g) * 2  # some past the log-scale clamp
+    coders = [model.rpn_head.bbox_coder]
+    heads = model.roi_head.bbox_head
+    coders += [h.bbox_coder for h in heads] if detector == 'cascade_rcnn' else [heads.bbox_coder]
+    for coder in coders:
+        expected = v1_decode(rois, deltas, coder.stds) + torch.tensor([-.5, -.5, .5, .5])
+        expected[:, 0::2] = expected[:, 0::2].clamp(0, 70 - 1)
+        expected[:, 1::2] = expected[:, 1::2].clamp(0, 60 - 1)
+        torch.testing.assert_close(coder.decode(rois, deltas, max_shape=(60, 70)), expected)
+    assert [list(c.stds) for c in coders] == (
+        [[1.0, 1.0, 1.0, 1.0], [0.1, 0.1, 0.2, 0.2]] if detector == 'faster_rcnn' else
+        [[1.0, 1.0, 1.0, 1.0], [0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+         [0.033, 0.033, 0.067, 0.067]])
 
 
 def _save_v1(state, path):

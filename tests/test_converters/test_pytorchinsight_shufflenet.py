@@ -22,9 +22,12 @@ from tools.model_converters.pytorchinsight_to_mmpretrain import build_imagenet_m
 SIDE = 64  # the last map is 2x2, the source's AvgPool2d(64 / 32) is its global mean
 
 
+LISTING = osp.join(REPO, 'tests', 'data', 'reference', 'keys', 'keys_shufflenetv2_1x.txt')
+
+
 def listing():
     shapes = {}
-    with open(osp.join(REPO, 'tests', 'data', 'reference', 'keys', 'keys_shufflenetv2_1x.txt')) as f:
+    with open(LISTING) as f:
         for line in f:
             if line.startswith('#') or not line.strip():
                 continue

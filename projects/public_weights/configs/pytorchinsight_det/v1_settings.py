@@ -3,16 +3,19 @@
 # (tools/model_converters/pytorchinsight_det_to_mmdet.py). The *_fpn_v1.py configs beside this
 # file apply it to our configs; it defines variables only (no model), so it can be a second base.
 #
-# * RPN: v1's anchor generator (anchor centres at (stride - 1) / 2, LegacyAnchorGenerator with
-#   center_offset 0.5) and box coder (widths with the +1 of v1, LegacyDeltaXYWHBBoxCoder);
-#   anchors of scale 8, ratios 0.5 / 1 / 2 on strides 4-64; 2000 proposals kept before and after
-#   the per-level NMS (0.7), as the fork's test_cfg (nms_pre = nms_post = max_num = 2000).
+# * RPN: v1's anchors (LegacyAnchorGenerator, center_offset 0.5: centres at (stride - 1) / 2,
+#   v1's "+1" corners, rounded; scale 8, ratios 0.5 / 1 / 2, strides 4-64; equal to v1's
+#   formula, tested) and box coder (LegacyDeltaXYWHBBoxCoder: v1's "+1" widths); 2000
+#   proposals kept before and after the per-level NMS (0.7), as the fork's test_cfg
+#   (nms_pre = nms_post = max_num = 2000).
 # * RoI heads: RoIAlign without the half-pixel alignment (aligned=False) and 2 samples per bin
 #   (7x7 boxes, 14x14 masks); the legacy coder with the target stds of each (cascade) stage.
 # * Pixels: RGB, ImageNet mean / std (x255), padded to a multiple of 32: the fork's img_norm_cfg
 #   with to_rgb (its issue #8), not the caffe BGR values.
-# Left different (mmdet's legacy_1.x README measures such conversions within 0.5 AP): the +1 in
-# v1's RoI-to-level scale and NMS areas.
+# Left as mmdet 3.x does them (mmdet's legacy_1.x README measures converted v1 models within
+# 0.5 AP of v1): the legacy coder does not move decoded corners 0.5 px inwards as v1 did (mmdet's
+# choice, +0.5 AP), and the RoI-to-FPN-level scale and NMS areas have no "+1". Training settings
+# (assigners, losses) stay our configs' mmdet 3.x ones.
 v1_data_preprocessor = dict(
     type='DetDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
