@@ -9,19 +9,35 @@ convs) as below. Nothing is dropped silently: an unknown key is an error.
 SRM was never implemented in PytorchInsight; its checkpoints come from the official SRM code,
 whose blocks hold the module as ``rclb`` (``layerX.Y.rclb.cfc``, ``rclb.bn.*``).
 
-The architecture is read from the keys where they decide it. They cannot tell a plain ResNet from
-the weight-standardised one of ``resnet_ws.py`` (same names, same shapes; the standardisation
-happens in the forward pass), so for that layout :func:`infer_pytorchinsight_arch` refuses and the
-caller has to name the architecture (``--arch resnet50`` or ``--arch ws_resnet50``).
+The architecture is read from the keys where they decide it. They cannot tell a plain ResNet
+(ResNeXt) from the weight-standardised one of ``resnet_ws.py`` (same names, same shapes; the
+standardisation happens in the forward pass). For that layout :func:`infer_pytorchinsight_arch`
+asks the BatchNorm statistics (:mod:`.ws_evidence`: were they produced by the raw or by the
+standardised weights?) and refuses, naming the ``--arch`` choices, when they do not decide it.
+
+The ShuffleNetV2 release has its own layout and rules (:mod:`.pytorchinsight_shufflenet`);
+:func:`convert_pytorchinsight_state_dict` dispatches on the keys.
 """
 import re
 
 from resvariants.utils.safe_load import strip_prefix
+from .pytorchinsight_shufflenet import (SHUFFLENET_ARCHS, convert_shufflenet_state_dict,
+                                        infer_shufflenet_arch, is_shufflenet_layout)
 from .resnet_layout import linear_as_conv1x1, rename_or_fail
+from .ws_evidence import weight_standardisation_evidence
 
-#: architectures with a config ``configs/imagenet/<arch>_in1k.py``; ``ws_`` = resnet_ws.py
+#: the ResNet variants at depth 50 and 101, each with a config ``configs/imagenet/<arch>_in1k.py``;
+#: ``ws_`` = resnet_ws.py
 PI_ARCHS = tuple(f'{v}resnet{d}' for v in ('', 'ws_', 'se_', 'sk_', 'cbam_', 'bam_', 'gc_',
                                            'sge_', 'srm_') for d in (50, 101))
+#: the other releases: the WS nets trained with the e-shifted L2 (``*_eshift``: the same networks
+#: as ``ws_resnet<d>``, the configs of that recipe), the ResNeXt-32x4d layout (plain or WS) and
+#: ShuffleNetV2 1x; each name is a config ``configs/imagenet/<name>_in1k.py``
+PI_OTHER_ARCHS = ('ws_resnet50_eshift', 'ws_resnet101_eshift', 'resnext50_32x4d',
+                  'resnext101_32x4d', 'ws_resnext50_32x4d_eshift', 'ws_resnext101_32x4d_eshift',
+                  *SHUFFLENET_ARCHS.values())
+#: a name whose network is another name's (same keys, same forward pass)
+SAME_NETWORK = {'ws_resnet50_eshift': 'ws_resnet50', 'ws_resnet101_eshift': 'ws_resnet101'}
 
 _BLOCK = r'(layer\d+\.\d+)\.'
 _RULES = [
@@ -66,23 +82,26 @@ _VARIANT_MARKS = (('se_', ('.se.fc.', )), ('sk_', ('.conv2g.', )), ('cbam_', ('.
                   ('srm_', ('.srm.cfc', '.rclb.cfc')))
 _DEPTHS = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101}
 _BLOCK_KEY = re.compile(r'^layer([1-4])\.(\d+)\.')
+_ALL = PI_ARCHS + PI_OTHER_ARCHS
 
 
 def pytorchinsight_arch_candidates(state):
-    """Every architecture of :data:`PI_ARCHS` whose state dict looks exactly like ``state``.
+    """Every architecture of :data:`PI_ARCHS` / :data:`PI_OTHER_ARCHS` whose network has exactly
+    the keys and shapes of ``state`` (``*_eshift`` aliases excepted: see :data:`SAME_NETWORK`).
 
-    The key names and shapes identify the depth and the attention variant, but not whether the
-    convolutions are weight-standardised: ``ws_resnet50`` re-parameterises its conv weights in
-    the forward pass and stores them raw, under the same names and shapes as ``resnet50``.
-    Their values do not settle it reliably either: the scale of a conv followed by BatchNorm is
-    free in both networks, and a WS net's raw per-filter means are whatever its init and weight
-    decay left. A plain-ResNet layout therefore has two candidates, ``resnet<d>`` and
-    ``ws_resnet<d>``, and only the user can say which.
+    The key names and shapes identify the depth, the grouped 3x3 of ResNeXt-32x4d and the
+    attention variant, but not whether the convolutions are weight-standardised:
+    ``ws_resnet50`` re-parameterises its conv weights in the forward pass and stores them raw,
+    under the same names and shapes as ``resnet50``. A plain-ResNet layout therefore has two
+    candidates, ``resnet<d>`` and ``ws_resnet<d>`` (ResNeXt: ``resnext<d>_32x4d`` and
+    ``ws_resnext<d>_32x4d_eshift``); :func:`infer_pytorchinsight_arch` decides between them.
 
     Raises:
-        ValueError: if the layout is none of :data:`PI_ARCHS` (the message says why).
+        ValueError: if the layout is none of these (the message says why).
     """
     state = strip_prefix(state)
+    if is_shufflenet_layout(state):
+        return (infer_shufflenet_arch(state), )
     blocks = {}
     for key in state:
         match = _BLOCK_KEY.match(key)
@@ -95,42 +114,88 @@ def pytorchinsight_arch_candidates(state):
                          f'{counts} (ResNet-50 has (3, 4, 6, 3), ResNet-101 (3, 4, 23, 3))')
     if 'layer1.0.conv3.weight' not in state:
         raise ValueError('layer1.0 has no conv3: a BasicBlock ResNet (18/34), not one of the '
-                         'convertible bottleneck architectures ' + ', '.join(PI_ARCHS))
-    conv2 = state.get('layer1.0.conv2.weight')
-    if conv2 is not None and conv2.dim() == 4 and conv2.shape[0] != conv2.shape[1]:
-        raise ValueError(f'layer1.0.conv2 has shape {tuple(conv2.shape)}: a grouped (ResNeXt) '
-                         f'3x3, not one of the convertible architectures ' + ', '.join(PI_ARCHS))
+                         'convertible bottleneck architectures ' + ', '.join(_ALL))
     found = [prefix for prefix, marks in _VARIANT_MARKS
              if any(mark in k for k in state for mark in marks)]
     if len(found) > 1:
         raise ValueError(f'ambiguous checkpoint: keys of several variants {found}')
+    conv2 = state.get('layer1.0.conv2.weight')
+    if conv2 is not None and conv2.dim() == 4 and conv2.shape[0] != conv2.shape[1]:
+        if tuple(conv2.shape) != (128, 4, 3, 3) or found:
+            raise ValueError(f'layer1.0.conv2 has shape {tuple(conv2.shape)}: a grouped 3x3 '
+                             f'other than the (128, 4, 3, 3) of ResNeXt-32x4d'
+                             + (f' with {found[0][:-1].upper()} attention' if found else '')
+                             + ', not one of the convertible architectures ' + ', '.join(_ALL))
+        return (f'resnext{depth}_32x4d', f'ws_resnext{depth}_32x4d_eshift')
     if found:
         return (f'{found[0]}resnet{depth}', )
     return (f'resnet{depth}', f'ws_resnet{depth}')
 
 
-def infer_pytorchinsight_arch(state):
+def _undecided_message(candidates, evidence):
+    return (f'cannot infer the architecture: the checkpoint fits {" and ".join(candidates)} '
+            f'alike (weight standardisation leaves no trace in the keys or shapes, and the '
+            f'BatchNorm statistics do not decide it: {evidence.summary()}); name it with '
+            + ' or '.join(f'--arch {c}' for c in candidates))
+
+
+def infer_pytorchinsight_arch(state, evidence=None):
     """The architecture name (e.g. ``'sge_resnet50'``) of a PytorchInsight state dict.
 
+    A plain-ResNet (ResNeXt) layout is the plain or the weight-standardised network as the
+    BatchNorm statistics decide (``evidence``: a precomputed
+    :func:`~resvariants.converters.ws_evidence.weight_standardisation_evidence`).
+
     Raises:
-        ValueError: if the layout fits no architecture, or several (a plain-ResNet layout is
-            ``resnet<d>`` or the weight-standardised ``ws_resnet<d>``): the message names the
-            candidates and the ``--arch`` flag that chooses between them.
+        ValueError: if the layout fits no architecture, or two that the statistics do not
+            decide between: the message names the candidates, the evidence and the ``--arch``
+            flag that chooses.
     """
     candidates = pytorchinsight_arch_candidates(state)
-    if len(candidates) > 1:
-        raise ValueError(
-            f'cannot infer the architecture: the checkpoint fits {" and ".join(candidates)} '
-            f'alike (weight standardisation leaves no trace in the keys or shapes, and the raw '
-            f'weights do not reliably reveal it); name it with '
-            + ' or '.join(f'--arch {c}' for c in candidates))
-    return candidates[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if evidence is None:
+        evidence = weight_standardisation_evidence(strip_prefix(state))
+    if evidence.verdict is None:
+        raise ValueError(_undecided_message(candidates, evidence))
+    return candidates[1] if evidence.verdict == 'ws' else candidates[0]
+
+
+def check_pytorchinsight_arch(state, arch, evidence=None, ignore_evidence=False):
+    """Check a user-named architecture against the checkpoint; returns the evidence used.
+
+    Raises:
+        ValueError: ``arch`` is unknown, its keys are not the checkpoint's, or (unless
+            ``ignore_evidence``) the BatchNorm statistics decisively say the other of plain /
+            weight-standardised.
+    """
+    if arch not in _ALL:
+        raise ValueError(f'unknown arch {arch!r}; valid: {", ".join(_ALL)}')
+    candidates = pytorchinsight_arch_candidates(state)
+    if SAME_NETWORK.get(arch, arch) not in candidates:
+        raise ValueError(f'--arch {arch} does not match the checkpoint, which is '
+                         f'{" or ".join(candidates)}')
+    if len(candidates) == 1 or ignore_evidence:
+        return evidence
+    if evidence is None:
+        evidence = weight_standardisation_evidence(strip_prefix(state))
+    wants_ws = SAME_NETWORK.get(arch, arch).startswith('ws_')
+    if evidence.verdict is not None and (evidence.verdict == 'ws') != wants_ws:
+        other = candidates[1] if evidence.verdict == 'ws' else candidates[0]
+        raise ValueError(f'--arch {arch} contradicts the BatchNorm statistics, which were '
+                         f'produced by the {"standardised" if evidence.verdict == "ws" else "raw"}'
+                         f' conv weights ({evidence.summary()}): the checkpoint is {other}; '
+                         f'pass --ignore-bn-evidence to convert it as {arch} anyway')
+    return evidence
 
 
 def convert_pytorchinsight_state_dict(state):
-    """Map a PytorchInsight state dict to an mmpretrain ImageClassifier state dict.
+    """Map a PytorchInsight state dict (a ResNet variant or ShuffleNetV2) to an mmpretrain
+    ImageClassifier state dict.
 
     Raises:
         KeyError: listing every key that has no mapping.
     """
+    if is_shufflenet_layout(state):
+        return convert_shufflenet_state_dict(state)
     return rename_or_fail(strip_prefix(state), _RULES, 'PytorchInsight')

@@ -230,31 +230,40 @@ def save_converted(state, dst, meta):
 
 def release_meta(checkpoint, src, arch, config):
     """The ``meta`` of a converted release: its file, architecture, config and the training
-    figures the source stored beside the weights (``epoch``, ``best_acc``, ``best_prec1``)."""
+    figures the source stored beside the weights (``epoch``, ``best_acc``, ``best_prec1``; an
+    mmdet checkpoint's ``meta['epoch']`` and ``meta['mmdet_version']``)."""
     meta = dict(converted_from=osp.basename(src), arch=arch, config=config)
-    for key in ('epoch', 'best_acc', 'best_prec1'):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            value = checkpoint[key]
-            meta[key] = value.item() if hasattr(value, 'item') else value
+    sources = [checkpoint] if isinstance(checkpoint, dict) else []
+    if sources and isinstance(checkpoint.get('meta'), dict):
+        sources.append(checkpoint['meta'])
+    for source in sources:
+        for key in ('epoch', 'best_acc', 'best_prec1', 'mmdet_version'):
+            if key in source and key not in meta:
+                value = source[key]
+                meta[key] = value.item() if hasattr(value, 'item') else value
     return meta
 
 
 def convert_release(src, dst, convert_state, config_for):
     """The converter tools' whole job: read ``src`` (weights-only), name its architecture and
-    config (``config_for(state) -> (arch, config path)``), map its keys
+    config (``config_for(state) -> (arch, config path[, extra meta dict])``), map its keys
     (``convert_state(state)``), load the result strictly into the config's model and write
-    that model's state dict atomically to ``dst`` with :func:`release_meta`."""
+    that model's state dict atomically to ``dst`` with :func:`release_meta` (plus the extra
+    meta)."""
     from resvariants.engine.config_loading import build_model, read_config
     from resvariants.engine.strict_pretrained import load_state_dict_strictly
     checkpoint = load_checkpoint_safely(src, map_location='cpu')
     state = state_dict_of(checkpoint, src)
-    arch, config = config_for(state)
+    arch, config, *extra = config_for(state)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'{arch}: its config {config} does not exist')
     converted = convert_state(state)
     model = build_model(read_config(config))
     load_state_dict_strictly(model, converted, source=f'converted {src}')
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    save_converted(model.state_dict(), dst,
-                   release_meta(checkpoint, src, arch, osp.relpath(config, root)))
+    meta = release_meta(checkpoint, src, arch, osp.relpath(config, root))
+    meta.update(*extra)
+    save_converted(model.state_dict(), dst, meta)
     print(f'converted {src} ({arch}, {len(converted)} tensors) -> {dst}')
     return dst
 
@@ -282,14 +291,14 @@ def linear_as_conv1x1(value):
     return value[:, :, None, None] if value.dim() == 2 else value
 
 
-def rename_or_fail(state, rules, source):
+def rename_or_fail(state, rules, source, target='resvariants.ResNet'):
     """Apply ``[(compiled regex, replacement[, transform])]`` to every key (the first rule that
     matches wins); unmatched keys are an error.
 
     A rule with replacement None drops the key on purpose (e.g. a parameter-free module's
     buffer); a transform maps the value (e.g. :func:`linear_as_conv1x1`). Missing BN counters
     are completed (:func:`complete_bn_counters`). Raises ``KeyError`` counting every key no
-    rule matched and naming the first 20.
+    rule matched and naming the first 20 (``target``: the model the keys were meant for).
     """
     renamed, unknown = OrderedDict(), []
     for key, value in state.items():
@@ -302,7 +311,7 @@ def rename_or_fail(state, rules, source):
         else:
             unknown.append(key)
     if unknown:
-        raise KeyError(f'{len(unknown)} {source} keys have no counterpart in resvariants.ResNet '
+        raise KeyError(f'{len(unknown)} {source} keys have no counterpart in {target} '
                        f'(a different architecture?): ' + ', '.join(unknown[:20])
                        + (' ...' if len(unknown) > 20 else ''))
     return complete_bn_counters(renamed)

@@ -198,16 +198,19 @@ ATTRIBUTE = {'se': 'se', 'cbam': 'cbam', 'gc': 'gc', 'sge': 'sge', 'srm': 'rclb'
 
 class Bottleneck(nn.Module):
     """1.1: 1x1 -> 3x3 (stride here) -> 1x1, BN after each; the attention after bn3, before the
-    addition; SK* (1.3) replaces the single 3x3 by two selected branches."""
+    addition; SK* (1.3) replaces the single 3x3 by two selected branches. ``groups`` /
+    ``base_width``: torchvision's ResNeXt bottleneck (width = planes * base_width / 64 * groups,
+    grouped 3x3), the layout of the WS-ResNeXt releases."""
 
-    def __init__(self, inplanes, planes, stride, variant, conv):
+    def __init__(self, inplanes, planes, stride, variant, conv, groups=1, base_width=64):
         super().__init__()
         out = planes * 4
+        width = planes * base_width // 64 * groups
         self.variant = variant
-        self.conv1 = conv(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv1 = conv(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv(width, width, 3, stride=stride, padding=1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
         if variant == 'sk':
             self.conv2g = conv(planes, planes, 3, stride=stride, padding=1, groups=32,
                                bias=False)
@@ -215,7 +218,7 @@ class Bottleneck(nn.Module):
             self.conv_fc1 = conv(planes, planes // 16, 1, bias=False)
             self.bn_fc1 = nn.BatchNorm2d(planes // 16)
             self.conv_fc2 = conv(planes // 16, 2 * planes, 1, bias=False)
-        self.conv3 = conv(planes, out, 1, bias=False)
+        self.conv3 = conv(width, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out)
         self.attribute = ATTRIBUTE.get(variant)
         if self.attribute is not None:
@@ -243,9 +246,10 @@ class Bottleneck(nn.Module):
 
 
 class ReferenceResNet(nn.Module):
-    """``variant`` in VARIANTS ('' = plain ResNet, 'ws' = resnet_ws.py); depth 50 or 101."""
+    """``variant`` in VARIANTS ('' = plain ResNet, 'ws' = resnet_ws.py); depth 50 or 101;
+    ``groups=32, base_width=4``: ResNeXt-32x4d (plain or WS)."""
 
-    def __init__(self, depth=50, variant='', num_classes=1000):
+    def __init__(self, depth=50, variant='', num_classes=1000, groups=1, base_width=64):
         super().__init__()
         conv = WSConv2d if variant == 'ws' else nn.Conv2d
         self.variant = variant
@@ -257,7 +261,7 @@ class ReferenceResNet(nn.Module):
             layer = []
             for i in range(blocks):
                 layer.append(Bottleneck(inplanes, planes, 2 if stage > 1 and i == 0 else 1,
-                                        variant, conv))
+                                        variant, conv, groups, base_width))
                 inplanes = planes * 4
             setattr(self, f'layer{stage}', nn.Sequential(*layer))
             if variant == 'bam' and stage < 4:

@@ -10,6 +10,7 @@ from test_pytorchinsight_logits import ARCHS, source_layout
 
 from resvariants.converters import (PI_ARCHS, convert_pytorchinsight_state_dict,
                                     infer_pytorchinsight_arch, pytorchinsight_arch_candidates)
+from resvariants.converters.pytorchinsight import PI_OTHER_ARCHS
 from tools.model_converters.pytorchinsight_to_mmpretrain import build_imagenet_model
 
 NO_COUNTERPART = 'have no counterpart in resvariants.ResNet (a different architecture?):'
@@ -101,17 +102,24 @@ def test_every_refusal_says_exactly_why():
     cases = [
         (_layout(), 'cannot infer the architecture: the checkpoint fits resnet50 and ws_resnet50 '
                     'alike (weight standardisation leaves no trace in the keys or shapes, and '
-                    'the raw weights do not reliably reveal it); name it with --arch resnet50 '
-                    'or --arch ws_resnet50'),
+                    'the BatchNorm statistics do not decide it: no evidence (no bottleneck with '
+                    'conv3 weights and bn2 / bn3 statistics)); name it with --arch resnet50 or '
+                    '--arch ws_resnet50'),
         (_layout((3, 8, 36, 3)), 'not a PytorchInsight ResNet-50/101 state dict: blocks per '
                                  'stage (3, 8, 36, 3) (ResNet-50 has (3, 4, 6, 3), ResNet-101 '
                                  '(3, 4, 23, 3))'),
         ({k: v for k, v in _layout().items() if 'conv3' not in k},
          'layer1.0 has no conv3: a BasicBlock ResNet (18/34), not one of the convertible '
-         'bottleneck architectures ' + ', '.join(PI_ARCHS)),
-        (_layout(**{'layer1.0.conv2.weight': torch.zeros(128, 4, 3, 3)}),
-         'layer1.0.conv2 has shape (128, 4, 3, 3): a grouped (ResNeXt) 3x3, not one of the '
-         'convertible architectures ' + ', '.join(PI_ARCHS)),
+         'bottleneck architectures ' + ', '.join(PI_ARCHS + PI_OTHER_ARCHS)),
+        (_layout(**{'layer1.0.conv2.weight': torch.zeros(256, 4, 3, 3)}),
+         'layer1.0.conv2 has shape (256, 4, 3, 3): a grouped 3x3 other than the (128, 4, 3, 3) '
+         'of ResNeXt-32x4d, not one of the convertible architectures '
+         + ', '.join(PI_ARCHS + PI_OTHER_ARCHS)),
+        (_layout(**{'layer1.0.conv2.weight': torch.zeros(128, 4, 3, 3),
+                    'layer1.0.se.fc.0.weight': torch.zeros(1)}),
+         'layer1.0.conv2 has shape (128, 4, 3, 3): a grouped 3x3 other than the (128, 4, 3, 3) '
+         'of ResNeXt-32x4d with SE attention, not one of the convertible architectures '
+         + ', '.join(PI_ARCHS + PI_OTHER_ARCHS)),
         (_layout(**{'layer1.0.se.fc.0.weight': torch.zeros(1), 'layer1.0.gc.x': torch.zeros(1)}),
          "ambiguous checkpoint: keys of several variants ['se_', 'gc_']"),
     ]
@@ -119,8 +127,11 @@ def test_every_refusal_says_exactly_why():
         with pytest.raises(ValueError) as info:
             infer_pytorchinsight_arch(state)
         assert info.value.args[0] == message
-    # a 1-d or square conv2 is no grouped conv
+    # a 1-d or square conv2 is no grouped conv; (128, 4, 3, 3) is ResNeXt-32x4d, plain or WS
     assert pytorchinsight_arch_candidates(_layout(**{'layer1.0.conv2.weight': torch.zeros(3)}))
+    assert pytorchinsight_arch_candidates(
+        _layout((3, 4, 23, 3), **{'layer1.0.conv2.weight': torch.zeros(128, 4, 3, 3)})) == (
+            'resnext101_32x4d', 'ws_resnext101_32x4d_eshift')
 
 
 # last: the model builds take ~1 s each (the unit tests above fail first when they can)

@@ -17,7 +17,6 @@ from pytorchinsight_reference import VARIANTS, ReferenceResNet
 from resvariants.converters import (convert_pytorchinsight_state_dict, infer_pytorchinsight_arch,
                                     pytorchinsight_arch_candidates)
 from resvariants.engine.strict_pretrained import load_state_dict_strictly
-from resvariants.utils import load_checkpoint_safely
 from test_integration.utils import REPO
 from tools.model_converters import pytorchinsight_to_mmpretrain
 from tools.model_converters.pytorchinsight_to_mmpretrain import build_imagenet_model
@@ -167,31 +166,7 @@ def _save_pi(state, path):
                 'optimizer': {'state': {}, 'param_groups': [{'lr': 0.1}]}}, path)
 
 
-def test_ws_release_needs_arch_and_converts_into_the_ws_config(tmp_path):
-    """A WS-ResNet-50 release (resnet_ws.py: the keys of resnet50) is not taken for resnet50:
-    without --arch the converter refuses, naming both candidates and the flag, and writes
-    nothing; with --arch ws_resnet50 the result points at the WS config and gives the WS
-    network's logits."""
-    torch.manual_seed(0)
-    reference = randomize_all_(ReferenceResNet(50, 'ws').double(), SIDE, seed=3).float()
-    src, dst = tmp_path / 'ws_resnet50.pth.tar', tmp_path / 'ws_resnet50.pth'
-    _save_pi(reference.state_dict(), src)
-    with pytest.raises(ValueError) as error:
-        pytorchinsight_to_mmpretrain.main([str(src), str(dst)])
-    for part in ('resnet50 and ws_resnet50', '--arch resnet50', '--arch ws_resnet50'):
-        assert part in str(error.value)
-    assert not dst.exists()
-    pytorchinsight_to_mmpretrain.main([str(src), str(dst), '--arch', 'ws_resnet50'])
-    checkpoint = load_checkpoint_safely(str(dst))
-    assert checkpoint['meta']['arch'] == 'ws_resnet50'
-    assert checkpoint['meta']['config'] == 'configs/imagenet/ws_resnet50_in1k.py'
-    model = build_imagenet_model('ws_resnet50').eval()
-    load_state_dict_strictly(model, checkpoint['state_dict'])
-    x = torch.randn(1, 3, SIDE, SIDE)
-    with torch.no_grad():
-        expected = reference.eval()(x)
-        torch.testing.assert_close(model(x, mode='tensor'), expected, rtol=1e-4,
-                                   atol=1e-4 * expected.abs().max().item())
+# WS releases (detected from their BatchNorm statistics, or refused): test_pytorchinsight_ws.py
 
 
 def test_arch_that_the_keys_rule_out_is_refused(tmp_path):
@@ -220,7 +195,7 @@ def test_layouts_outside_the_table_are_refused_with_the_reason():
         pytorchinsight_arch_candidates(resnet34)
     with pytest.raises(ValueError, match='grouped'):
         pytorchinsight_arch_candidates(_layout(**{'layer1.0.conv2.weight':
-                                                  torch.zeros(128, 4, 3, 3)}))
+                                                  torch.zeros(256, 4, 3, 3)}))
     resnet152 = {f'layer{s}.{i}.bn1.weight': torch.zeros(1)
                  for s, n in enumerate((3, 8, 36, 3), start=1) for i in range(n)}
     with pytest.raises(ValueError, match=r'blocks per stage \(3, 8, 36, 3\)'):

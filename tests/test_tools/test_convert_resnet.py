@@ -110,6 +110,29 @@ def test_pytorchinsight_goes_through_the_existing_converter(tool, tmp_path):
     assert all(torch.equal(converted['state_dict'][k], v) for k, v in ours.items())
 
 
+def test_a_ws_release_is_not_taken_for_a_torchvision_resnet(tool, tmp_path):
+    """WS-ResNet-50 (resnet_ws.py) has torchvision's keys; its BN statistics, produced by the
+    standardised weights, stop --from torchvision, and --from pytorchinsight detects it."""
+    sys.path.insert(0, osp.join(REPO, 'tests', 'test_converters'))
+    from fabricate import fast_builds, randomize_all_
+    from pytorchinsight_reference import ReferenceResNet
+    with fast_builds():
+        reference = ReferenceResNet(50, 'ws')
+    state = randomize_all_(reference, 64, seed=3).state_dict()
+    src, dst = tmp_path / 'ws_resnet50.pth.tar', tmp_path / 'ws_resnet50.pth'
+    torch.save(dict(epoch=90, state_dict={f'module.{k}': v for k, v in state.items()}), src)
+    with pytest.raises(ValueError) as error:
+        tool.main(['--from', 'torchvision', str(src), str(dst)])
+    assert str(error.value).startswith('not a torchvision resnet50: its BatchNorm statistics '
+                                       'were produced by weight-standardised convs (')
+    assert str(error.value).endswith('a WS release (PytorchInsight resnet_ws.py) converts with '
+                                     '--from pytorchinsight')
+    assert not dst.exists()
+    with fast_builds():
+        tool.main(['--from', 'pytorchinsight', str(src), str(dst)])
+    assert load_checkpoint_safely(str(dst))['meta']['arch'] == 'ws_resnet50'
+
+
 def _to_ednet_names(state):
     """Our EDResNet classifier keys -> ED-Net's (megvii-research/ED-Net) names."""
     parts = [('downsample.0', 'shortcut.shortcut_conv'), ('downsample.1', 'shortcut.shortcut_bn'),

@@ -27,7 +27,8 @@ Checks, all before anything is written:
 
 An architecture the trunk cannot express exactly (tiered or anti-aliased stems, wide
 bottlenecks, other attention, unknown keys) is refused with the reason; nothing is converted to
-a "near match".
+a "near match". So is a weight-standardised ResNet passed as ``--from torchvision`` (same keys;
+its BatchNorm statistics tell it apart): it converts with ``--from pytorchinsight``.
 """
 import argparse
 import importlib.util
@@ -83,6 +84,7 @@ def _convert_state(source, state, arch, backbone_only, src):
         if arch and arch != name:
             raise resnet_layout.ArchitectureMismatch(
                 f'--arch {arch} but the checkpoint is a torchvision {name}')
+        _refuse_weight_standardised(state, name)
         meta['arch'] = name
         factory = (lambda: tv.source_model(name, state))
     elif source == 'timm':
@@ -129,6 +131,20 @@ def _convert_state(source, state, arch, backbone_only, src):
         if factory is not None:
             factory = _without_head(factory)
     return converted, backbone_cfg, factory, meta
+
+
+def _refuse_weight_standardised(state, name):
+    """A WS release (PytorchInsight resnet_ws.py) has torchvision's keys and would convert, and
+    even pass the exactness check, as a plain ``name``: its BatchNorm statistics give it away
+    (resvariants/converters/ws_evidence.py)."""
+    from resvariants.converters.resnet_layout import ArchitectureMismatch
+    from resvariants.converters.ws_evidence import weight_standardisation_evidence
+    evidence = weight_standardisation_evidence(state)
+    if evidence.verdict == 'ws':
+        raise ArchitectureMismatch(
+            f'not a torchvision {name}: its BatchNorm statistics were produced by '
+            f'weight-standardised convs ({evidence.summary()}); a WS release (PytorchInsight '
+            f'resnet_ws.py) converts with --from pytorchinsight')
 
 
 def _without_head(factory):
