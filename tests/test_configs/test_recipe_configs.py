@@ -101,7 +101,11 @@ def test_tricks_config_is_its_base_config_plus_the_recipe(arch):
     optimizer = {k: v for k, v in cfg.optim_wrapper.optimizer.items() if k != '_scope_'}
     assert optimizer == dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)
     assert cfg.optim_wrapper.paramwise_cfg.bias_decay_mult == 0.
-    assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'bn': dict(decay_mult=0.)}
+    # plus the base config's own rules (SRM: no decay on the SRM parameters, its source's rule)
+    own_rules = base.optim_wrapper.get('paramwise_cfg', {}).get('custom_keys', {})
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'bn': dict(decay_mult=0.),
+                                                           **own_rules}
+    assert bool(own_rules) == arch.startswith('srm_')
     assert cfg.optim_wrapper.get('constructor') == base.optim_wrapper.get('constructor')
     assert cfg.train_cfg.max_epochs == 120
     assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'CosineAnnealingLR']
@@ -160,7 +164,8 @@ def test_tricks_decay_exactly_where_the_source_does(path):
     decay = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups
              for p in g['params']}
     for name, param in model.named_parameters():
-        source_no_decay = 'bias' in name or 'bn' in name
+        # SRM's parameters keep the no-decay rule of the SRM code (test_source_recipes.py)
+        source_no_decay = 'bias' in name or 'bn' in name or '.srm.' in name
         assert decay[id(param)] == (0. if source_no_decay else 1e-4), name
     assert decay[id(model.backbone.layer1[0].downsample[1].weight)] == 1e-4
 

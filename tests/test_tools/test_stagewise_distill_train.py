@@ -44,7 +44,7 @@ test_dataloader = val_dataloader
 custom_hooks = [dict(type='resvariants.StagewiseDistillHook', phase_lengths=[2, 2, 2, 2],
                      phase_lrs=[0.1, 0.1, 0.1, 0.001], by_epoch=False)]
 param_scheduler = []
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=8, val_interval=8)
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=8, val_interval=4)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=8))
 log_processor = dict(by_epoch=False)
 """)
@@ -80,6 +80,25 @@ def test_checkpoint_is_an_ordinary_plain_classifier(distilled):
     classifier = ImageClassifier(backbone=student_cfg.model.backbone, neck=student_cfg.model.neck,
                                  head=student_cfg.model.head)
     load_state_dict_strictly(classifier, state)
+
+
+def test_validations_keep_the_best_top1_checkpoint(distilled):
+    """save_best='accuracy/top1' of configs/_base_/runtime_mmpretrain.py (the sources' tables
+    are best-epoch): of the two validations (iterations 4 and 8), the one with the higher top-1
+    (the earlier on a tie) is the one best checkpoint left, written by the atomic backend."""
+    work, _, out = distilled
+    scores = [float(x) for x in re.findall(r'Iter\(val\) \[\d+/\d+\]\s+accuracy/top1: ([0-9.]+)',
+                                            out)]
+    assert len(scores) == 2, out[-3000:]
+    best_iter = 4 if scores[0] >= scores[1] else 8
+    best = sorted(p.name for p in (work / 'run').glob('best_*.pth'))
+    assert best == [f'best_accuracy_top1_iter_{best_iter}.pth']
+    checkpoint = load_checkpoint_safely(str(work / 'run' / best[0]))
+    assert checkpoint['meta']['iter'] == best_iter
+    assert checkpoint['message_hub']['runtime_info']['best_score'] == pytest.approx(max(scores))
+    if best_iter == 8:
+        last = load_checkpoint_safely(str(work / 'run' / 'iter_8.pth'))['state_dict']
+        assert all(torch.equal(v, last[k]) for k, v in checkpoint['state_dict'].items())
 
 
 def test_distilled_student_folds_into_the_deploy_form(distilled):

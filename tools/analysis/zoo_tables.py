@@ -4,7 +4,10 @@
     python tools/analysis/zoo_tables.py detection  # detector backbones at 1333x800 (+ metafile.yml)
 
 ImageNet rows compare every configs/imagenet PytorchInsight config with reference_figures.json
-(the original code, measured) and the PytorchInsight README. Detection rows give the backbone-only
+(the original code, measured) and the PytorchInsight README; a second table gives the ResNeXt-50/101
+32x4d rows of every attention (configs/imagenet/*resnext*_32x4d_in1k.py), with the ED-Net README's
+plain ResNeXt figures beside ours (no source publishes the attention ResNeXts). Detection rows give
+the backbone-only
 parameters and GFLOPs at 1333x800 (PytorchInsight's detection-table convention) and the source's
 reported COCO AP, marked as reported by the source; measured AP is filled by later full runs.
 With ``--write`` the tables go to docs/model_zoo.md (detection; configs/metafile.yml is regenerated)
@@ -22,6 +25,8 @@ REFERENCE = osp.join(ROOT, 'tests', 'data', 'reference', 'reference_figures.json
 VARIANTS = [('', 'ResNet'), ('se_', 'SE-ResNet'), ('sk_', 'SK-ResNet*'), ('cbam_', 'CBAM-ResNet'),
             ('bam_', 'BAM-ResNet'), ('gc_', 'GC-ResNet'), ('sge_', 'SGE-ResNet'),
             ('srm_', 'SRM-ResNet')]
+# the detection trunks: (config infix, table name, depth); ResNeXt-101 32x4d is x101_32x4d
+TRUNKS = [('r50', 'ResNet', 50), ('r101', 'ResNet', 101), ('x101_32x4d', 'ResNeXt', 101)]
 DETECTORS = [('faster_rcnn', 'Faster R-CNN'), ('mask_rcnn', 'Mask R-CNN'),
              ('cascade_rcnn', 'Cascade R-CNN')]
 # PytorchInsight README detection table (COCO val AP / AP50 / AP75), docs/architectures.md 1.13
@@ -37,6 +42,15 @@ SOURCE_AP = {
 }
 SOURCE_BACKBONE = {('', 50): (23.51, 88.0), ('sge_', 50): (23.51, 88.1), ('', 101): (42.50, 167.9),
                    ('se_', 101): (47.28, 168.3), ('sge_', 101): (42.50, 168.1)}
+# ED-Net README, plain ResNeXt 32x4d baselines (top-1 error, GFLOPs); docs/architectures.md 3.5
+SOURCE_RESNEXT = {50: (22.59, 4.2), 101: (21.34, 8.0)}
+
+
+def _trunk_name(variant_name, trunk):
+    """'SE-ResNet' + ('x101_32x4d', 'ResNeXt', 101) -> 'SE-ResNeXt-101 32x4d'."""
+    infix, family, depth = trunk
+    name = variant_name.replace('ResNet', family)
+    return f'{name}-{depth}' + (' 32x4d' if family == 'ResNeXt' else '')
 
 
 def _reference(figures, variant, depth):
@@ -70,18 +84,43 @@ def imagenet_table():
     return '\n'.join(rows)
 
 
+def resnext_imagenet_table():
+    """ResNeXt-50/101 32x4d with every attention at 224x224: ours beside the source's figures."""
+    from resvariants.analysis import count_complexity
+    from tools.analysis.get_flops import build_model_from_config
+    rows = ['| model | config | ours #params | ours GFLOPs | ours GMACs | source GFLOPs (ED-Net '
+            'README) | source top-1 (ED-Net README, reported) |', '|---|---|---|---|---|---|---|']
+    for depth in (50, 101):
+        for variant, name in VARIANTS:
+            config = f'configs/imagenet/{variant}resnext{depth}_32x4d_in1k.py'
+            ours = count_complexity(build_model_from_config(osp.join(ROOT, config)), (224, 224))
+            source = SOURCE_RESNEXT[depth] if not variant else None
+            top1 = f'{100 - source[0]:.2f}' if source else '—'
+            gflops = f'{source[1]:.1f}' if source else '—'
+            rows.append(f'| {_trunk_name(name, ("", "ResNeXt", depth))} | `{config}` | '
+                        f'{ours.params:,} | {ours.gflops:.4f} | {ours.gmacs:.4f} | {gflops} | '
+                        f'{top1} |')
+            print(rows[-1], flush=True)
+    return '\n'.join(rows)
+
+
+def detection_configs(det):
+    """(config path, variant, trunk) of every zoo detector of type ``det``, in table order."""
+    return [(f'configs/{det}_{variant}{trunk[0]}_fpn.py', variant, trunk)
+            for trunk in TRUNKS for variant, _ in VARIANTS]
+
+
 def detection_rows():
     from resvariants.analysis import count_complexity
     from tools.analysis.get_flops import build_model_from_config
+    names = dict(VARIANTS)
     measured = {}
-    for depth in (50, 101):
-        for variant, name in VARIANTS:
-            config = osp.join(ROOT, 'configs', f'faster_rcnn_{variant}r{depth}_fpn.py')
-            backbone = build_model_from_config(config).backbone
-            result = count_complexity(backbone, (800, 1333))
-            measured[(variant, depth)] = (result.params / 1e6, result.gflops)
-            print(f'{name}-{depth}: {result.params / 1e6:.2f} M, {result.gflops:.1f} GFLOPs',
-                  flush=True)
+    for config, variant, trunk in detection_configs('faster_rcnn'):  # same backbone in all three
+        backbone = build_model_from_config(osp.join(ROOT, config)).backbone
+        result = count_complexity(backbone, (800, 1333))
+        measured[(variant, trunk[0])] = (result.params / 1e6, result.gflops)
+        print(f'{_trunk_name(names[variant], trunk)}: {result.params / 1e6:.2f} M, '
+              f'{result.gflops:.1f} GFLOPs', flush=True)
     return measured
 
 
@@ -92,15 +131,16 @@ def detection_markdown(measured):
                 '', '| backbone | config | backbone #params (ours) | backbone GFLOPs at 1333x800 '
                 '(ours) | source #params / GFLOPs | AP / AP50 / AP75 reported by the source | '
                 'AP measured here |', '|---|---|---|---|---|---|---|']
-        for depth in (50, 101):
-            for variant, name in VARIANTS:
-                params, gflops = measured[(variant, depth)]
-                src = SOURCE_BACKBONE.get((variant, depth))
-                src = f'{src[0]:.2f}M / {src[1]:.1f}' if src else '—'
-                ap = SOURCE_AP.get((det, variant, depth))
-                ap = ' / '.join(f'{v:.1f}' for v in ap) if ap else '—'
-                out.append(f'| {name}-{depth} | `configs/{det}_{variant}r{depth}_fpn.py` | '
-                           f'{params:.2f}M | {gflops:.1f} | {src} | {ap} | — |')
+        names = dict(VARIANTS)
+        for config, variant, trunk in detection_configs(det):
+            params, gflops = measured[(variant, trunk[0])]
+            source = trunk[1] == 'ResNet'  # the source's table has ResNet rows only
+            src = SOURCE_BACKBONE.get((variant, trunk[2])) if source else None
+            src = f'{src[0]:.2f}M / {src[1]:.1f}' if src else '—'
+            ap = SOURCE_AP.get((det, variant, trunk[2])) if source else None
+            ap = ' / '.join(f'{v:.1f}' for v in ap) if ap else '—'
+            out.append(f'| {_trunk_name(names[variant], trunk)} | `{config}` | '
+                       f'{params:.2f}M | {gflops:.1f} | {src} | {ap} | — |')
         out.append('')
     return '\n'.join(out)
 
@@ -115,32 +155,34 @@ def metafile(measured):
                   'projects/pytorch_insight/README.md']
     lines.append('Models:')
     for det, det_name in DETECTORS:
-        for depth in (50, 101):
-            for variant, name in VARIANTS:
-                params, gflops = measured[(variant, depth)]
-                cfg = f'configs/{det}_{variant}r{depth}_fpn.py'
-                lines += [f'  - Name: {det}_{variant}r{depth}_fpn',
-                          f'    In Collection: {det_name} (resvariants)', f'    Config: {cfg}',
-                          '    Metadata:', '      Training Data: COCO',
-                          f'      Epochs: {20 if det == "cascade_rcnn" else 24}',
-                          f'      Backbone Parameters (M): {params:.2f}',
-                          f'      Backbone FLOPs (G, 1333x800): {gflops:.1f}']
-                ap = SOURCE_AP.get((det, variant, depth))
-                if ap:
-                    lines += ['      Reported By Source (not measured here):',
-                              f'        box AP: {ap[0]}', f'        box AP50: {ap[1]}',
-                              f'        box AP75: {ap[2]}']
-                lines += ['    Results: []']
+        for cfg, variant, trunk in detection_configs(det):
+            params, gflops = measured[(variant, trunk[0])]
+            lines += [f'  - Name: {osp.splitext(osp.basename(cfg))[0]}',
+                      f'    In Collection: {det_name} (resvariants)', f'    Config: {cfg}',
+                      '    Metadata:', '      Training Data: COCO',
+                      f'      Epochs: {20 if det == "cascade_rcnn" else 24}',
+                      f'      Backbone Parameters (M): {params:.2f}',
+                      f'      Backbone FLOPs (G, 1333x800): {gflops:.1f}']
+            ap = SOURCE_AP.get((det, variant, trunk[2])) if trunk[1] == 'ResNet' else None
+            if ap:
+                lines += ['      Reported By Source (not measured here):',
+                          f'        box AP: {ap[0]}', f'        box AP50: {ap[1]}',
+                          f'        box AP75: {ap[2]}']
+            lines += ['    Results: []']
     return '\n'.join(lines) + '\n'
 
 
+TABLES_START = f'### {DETECTORS[0][1]} + FPN'
+
+
 def _write_zoo_doc(tables):
-    """Replace the tables of docs/model_zoo.md (everything from the first '### ' heading)."""
+    """Replace the tables of docs/model_zoo.md (everything from the first table's heading, so
+    the sections above it stay)."""
     from resvariants.engine.atomic_backend import atomic_write
     path = osp.join(ROOT, 'docs', 'model_zoo.md')
     with open(path) as f:
         text = f.read()
-    head = text[:text.index('### ')] if '### ' in text else text + '\n'
+    head = text[:text.index(TABLES_START)] if TABLES_START in text else text + '\n'
     atomic_write((head + tables).encode(), path)
 
 
@@ -154,7 +196,7 @@ def main(argv=None):
     import resvariants  # noqa: F401
     from resvariants.engine.atomic_backend import atomic_write
     if args.kind == 'imagenet':
-        table = imagenet_table()
+        table = imagenet_table() + '\n\n' + resnext_imagenet_table()
         print(table)
         if args.write:
             atomic_write((table + '\n').encode(),

@@ -1,0 +1,9 @@
+# Cascade R-CNN + FPN with a BAM-ResNeXt-101 (32x4d) backbone: cascade_rcnn_bam_r101_fpn.py
+# with 32 groups of width 4, initialised from configs/imagenet/bam_resnext101_32x4d_in1k.py.
+_base_ = './cascade_rcnn_bam_r101_fpn.py'
+model = dict(
+    backbone=dict(
+        groups=32,
+        base_width=4,
+        init_cfg=dict(checkpoint='{{$RESVARIANTS_PRETRAINED:checkpoints/imagenet}}'
+                      '/bam_resnext101_32x4d_in1k.pth')))

@@ -1,0 +1,9 @@
+# Faster R-CNN + FPN with an SE-ResNeXt-101 (32x4d) backbone: faster_rcnn_se_r101_fpn.py
+# with 32 groups of width 4, initialised from configs/imagenet/se_resnext101_32x4d_in1k.py.
+_base_ = './faster_rcnn_se_r101_fpn.py'
+model = dict(
+    backbone=dict(
+        groups=32,
+        base_width=4,
+        init_cfg=dict(checkpoint='{{$RESVARIANTS_PRETRAINED:checkpoints/imagenet}}'
+                      '/se_resnext101_32x4d_in1k.pth')))

@@ -1,0 +1,4 @@
+# SGE-ResNeXt-101 32x4d (44,181,928 parameters): sge_resnet101_in1k.py with 32 groups of width 4,
+# SGE with 64 groups as PytorchInsight.
+_base_ = './sge_resnet101_in1k.py'
+model = dict(backbone=dict(groups=32, base_width=4))
