@@ -1,6 +1,6 @@
 """Deployment: ONNX / TorchScript export of backbones (and necks, classifiers), checked
 against PyTorch (``tools/deployment/export.py``, docs/deployment.md)."""
-from .export import (DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, FORMATS, ExportablePart,
+from .core import (DEFAULT_OPSET, DEFAULT_TOLERANCE, EXPORTERS, FORMATS, ExportablePart,
                      ExportError, Runner, VerificationError, example_input, export,
                      export_onnx, export_torchscript, load_weights, compare_outputs,
                      verification_shapes, verify)

@@ -20,7 +20,7 @@ import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from resvariants.deployment.export import (DEFAULT_OPSET, DEFAULT_TOLERANCE,  # noqa: E402
+from resvariants.deployment.core import (DEFAULT_OPSET, DEFAULT_TOLERANCE,  # noqa: E402
                                            EXPORTERS, FORMATS)
 
 SUFFIX = {'onnx': '.onnx', 'torchscript': '.pt'}
