@@ -14,6 +14,7 @@ standard operators only. :func:`verify` runs the file (onnxruntime's CPU provide
 reloaded TorchScript module) at sizes other than the export size and compares every output with
 the PyTorch module's.
 """
+import logging
 import math
 import os
 import os.path as osp
@@ -349,3 +350,75 @@ def load_weights(model, path, parts=('backbone', )):
         apply_discard_record(model, record)
     return dict(loaded=sum(k in state for k in wanted),
                 ignored=sum(1 for k in state if k not in set(wanted)))
+
+
+def build_exportable(config, checkpoint=None, with_neck=False, with_head=False,
+                     cfg_options=None, warn=True):
+    """The :class:`ExportablePart` of a config's model (eval mode) and a line on its weights.
+
+    ``checkpoint`` None or ``'none'``: the model's own initialisation (``init_weights``), with
+    a warning (``warn``); otherwise :func:`load_weights`.
+    """
+    from resvariants.engine.config_loading import build_model, read_config
+    model = build_model(read_config(config, cfg_options), without_checkpoint=True)
+    part = ExportablePart(model, with_neck=with_neck, with_head=with_head)
+    if checkpoint is None or str(checkpoint).lower() == 'none':
+        if warn:
+            warnings.warn('no checkpoint given: exporting random weights (the file only shows '
+                          'that the model exports; give CHECKPOINT for a usable file)',
+                          stacklevel=2)
+        _quiet_init_weights(model)
+        weights = 'random (no checkpoint)'
+    else:
+        counts = load_weights(model, checkpoint, part.parts)
+        weights = (f'{checkpoint} ({counts["loaded"]} tensors loaded, {counts["ignored"]} '
+                   f'outside the exported part ignored)')
+    return part.eval(), weights
+
+
+def _quiet_init_weights(model):
+    """``model.init_weights()`` without mmengine's per-parameter report on stdout."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
+def random_weights(module, shape=None, seed=0):
+    """Random weights that exercise every branch (no zero-initialised gate or last norm hides a
+    term; ``init_weights`` leaves several attention modules constant, e.g. SGE's gate weight
+    0): weights N(0, 1/fan_in), 1-d parameters (norm scales and biases, SGE / SRM gate
+    parameters) N(0, 0.5^2), as the tests' ``randomise``. BatchNorm statistics: running means
+    N(0, 0.2^2) and variances U(0.5, 1.5); or, with ``shape`` (H, W), measured on one random
+    batch of that size (needed under weight standardisation, which rescales every conv by its
+    fan-in: the features overflow otherwise; measured statistics make a random ResNet-50 more
+    sensitive to rounding, ~2e-5 of the output's scale against ~1e-6). Returns ``module`` in
+    eval mode."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            std = p[0].numel()**-0.5 if p.dim() > 1 else 0.5
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
+        for name, buf in module.named_buffers():
+            if name.endswith('running_var'):
+                buf.copy_(torch.rand(buf.shape, generator=g, dtype=buf.dtype) + 0.5)
+            elif name.endswith('running_mean'):
+                buf.copy_(torch.randn(buf.shape, generator=g, dtype=buf.dtype) * 0.2)
+        module.eval()
+        if shape is not None:
+            norms = [m for m in module.modules() if isinstance(m, _BatchNorm)]
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # one batch: the running statistics are its statistics
+                m.train()
+            module(example_input(shape, 4, seed))
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+                m.eval()
+    return module.eval()

@@ -213,3 +213,36 @@ def test_command_line_errors_exit_2_with_the_message(tmp_path):
                           cwd=str(tmp_path), env=dict(os.environ, PYTHONPATH=REPO))
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith(f'error: config file not found: {tmp_path}/none.py')
+
+
+# ------------------------------------------------------------- tools/deployment/benchmark_export.py
+
+
+def test_benchmark_script_prints_the_matrix_and_latency_tables(capsys):
+    """Both tables of docs/deployment.md on the CIFAR ResNet-20 config at 32x32 (verified at
+    25x21 and 41x37); latency with 2 rounds, for the table's form only."""
+    spec = importlib.util.spec_from_file_location(
+        '_tool_benchmark_export', osp.join(REPO, 'tools', 'deployment', 'benchmark_export.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = 'projects/resnet_no_res/configs/resnet20_1xb1024_cifar100.py'
+    assert tool.main(['--matrix', '--configs', config, '--shape', '32']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ('| config | exported | ONNX max abs diff (25x21 / 41x37) | TorchScript '
+                        'max abs diff (25x21 / 41x37) | max abs output |')
+    (row, ) = [line for line in lines if line.startswith('| resnet20_1xb1024_cifar100 |')]
+    cells = [c.strip() for c in row.strip('|').split('|')]
+    assert cells[1] == 'backbone (CifarResNet)'
+    diffs = [float(d) for cell in cells[2:4] for d in cell.split(' / ')]
+    assert len(diffs) == 4 and max(diffs) < 1e-4 and float(cells[4]) > 0.1
+
+    tool.main(['--configs', config, '--shape', '32', '--threads', '1', '--warmup', '0',
+               '--runs', '2'])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == ('| config | PyTorch eager (ms) | TorchScript (ms) | ONNX Runtime (ms) '
+                        '| ONNX Runtime / eager |')
+    (row, ) = [line for line in lines if line.startswith('| resnet20_1xb1024_cifar100 |')]
+    times = [float(c) for c in row.strip('|').split('|')[1:]]
+    assert len(times) == 4 and all(t > 0 for t in times)
+    # the ratio of the unrounded medians; the printed times are rounded to 0.1 ms
+    assert times[3] == pytest.approx(times[2] / times[0], rel=0.25, abs=0.01)

@@ -16,7 +16,6 @@ run. docs/deployment.md.
 import argparse
 import os.path as osp
 import sys
-import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -76,28 +75,10 @@ def default_output(config, fmt, with_neck=False, with_head=False):
     return osp.join('work_dirs', 'deploy', name + SUFFIX[fmt])
 
 
-def build_part(config, checkpoint=None, with_neck=False, with_head=False, cfg_options=None):
-    """The part of the config's model to export (eval mode) and a line on its weights."""
-    from resvariants.deployment import ExportablePart, load_weights
-    from resvariants.engine.config_loading import build_model, read_config
-    model = build_model(read_config(config, cfg_options), without_checkpoint=True)
-    part = ExportablePart(model, with_neck=with_neck, with_head=with_head)
-    if checkpoint is None or checkpoint.lower() == 'none':
-        warnings.warn('no checkpoint given: exporting random weights (the file only shows that '
-                      'the model exports; give CHECKPOINT for a usable file)', stacklevel=2)
-        model.init_weights()
-        weights = 'random (no checkpoint)'
-    else:
-        counts = load_weights(model, checkpoint, part.parts)
-        weights = (f'{checkpoint} ({counts["loaded"]} tensors loaded, {counts["ignored"]} '
-                   f'outside the exported part ignored)')
-    return part.eval(), weights
-
-
 def main(argv=None):
     args = parse_args(argv)
     import resvariants  # noqa: F401  (weights-only allow-list for mmengine checkpoints)
-    from resvariants.deployment import (ExportError, example_input, export,
+    from resvariants.deployment import (ExportError, build_exportable, example_input, export,
                                         verification_shapes, verify)
     shape = _pairs(args.shape, '--shape')
     if len(shape) != 1:
@@ -110,8 +91,8 @@ def main(argv=None):
     if args.batch < 1:
         raise ValueError(f'--batch must be >= 1, got {args.batch}')
     out = args.out or default_output(args.config, args.format, args.with_neck, args.with_head)
-    part, weights = build_part(args.config, args.checkpoint, args.with_neck, args.with_head,
-                               args.cfg_options)
+    part, weights = build_exportable(args.config, args.checkpoint, args.with_neck,
+                                     args.with_head, args.cfg_options)
     what = '+'.join(part.parts)
     how = f'{args.format}' + (f' ({args.exporter} exporter, opset {args.opset})'
                                if args.format == 'onnx' else ' (torch.jit.trace)')
