@@ -94,7 +94,8 @@ def main(argv=None):
     part, weights = build_exportable(args.config, args.checkpoint, args.with_neck,
                                      args.with_head, args.cfg_options)
     what = '+'.join(part.parts)
-    how = f'{args.format}' + (f' ({args.exporter} exporter, opset {args.opset})'
+    opset = max(args.opset, 18) if args.exporter == 'dynamo' else args.opset
+    how = f'{args.format}' + (f' ({args.exporter} exporter, opset {opset})'
                                if args.format == 'onnx' else ' (torch.jit.trace)')
     print(f'Config: {args.config}')
     print(f'Weights: {weights}')
