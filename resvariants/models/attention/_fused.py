@@ -24,13 +24,45 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 
+def exporting():
+    """True while a graph is recorded to run later without Python: ``torch.jit`` tracing or
+    scripting, either ONNX exporter (TorchScript-based or ``dynamo=True``), ``torch.export``.
+    Such a graph must hold at every input size, so code branches on no size then.
+    (``torch.compile`` re-traces when a size changes; it is no export.)"""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+            or torch.compiler.is_exporting())
+
+
+def graph_capture():
+    """True while any graph of the running code is recorded: :func:`exporting`, or
+    ``torch.compile``. No hand-written autograd Function runs then."""
+    return exporting() or torch.compiler.is_compiling()
+
+
 def fast_path(module):
     """The one rule of every module with a ``fused`` switch: the hand-written backward passes
     run in eager PyTorch only. Traced, scripted, exported (ONNX) and compiled graphs take the
     plain formula, which the FLOP counter counts, exporters know and the compiler optimises."""
-    return module.fused and not (torch.jit.is_tracing() or torch.jit.is_scripting()
-                                 or torch.compiler.is_compiling()
-                                 or torch.onnx.is_in_onnx_export())
+    return module.fused and not graph_capture()
+
+
+def _less_one_at_least_one(n):
+    """``max(n - 1, 1)`` of a length read from a shape, as the graph being recorded sees it:
+    an int in eager code, a SymInt under ``torch.export``, a 0-dim tensor under ``torch.jit``
+    tracing; in a graph it is then computed from the input's shape, not frozen at the traced
+    size."""
+    if torch.is_tensor(n):
+        return (n - 1).clamp(min=1)
+    return torch.sym_max(n - 1, 1)
+
+
+def sample_variance(centred, dim):
+    """``sum(centred**2) / max(n - 1, 1)`` along ``dim`` (kept): the unbiased variance of values
+    whose mean was subtracted, and 0 for a single value (whose centred value is 0), with no
+    branch on the size. The graph-safe form of "unbiased variance, 0 where undefined" (SGE's
+    std, SRM's style pooling); equal to ``torch.var`` to float rounding."""
+    count = _less_one_at_least_one(centred.shape[dim])
+    return centred.square().sum(dim=dim, keepdim=True) / count
 
 
 def _higher_order(ctx, plain, inputs, grads):
@@ -86,6 +118,17 @@ def mean_std_hw_plain(x, eps=1e-5, unbiased=True):
     return flat.mean(dim=2), (flat.var(dim=2, unbiased=unbiased) + eps).sqrt()
 
 
+def style_pool_plain(x, eps=1e-5):
+    """SRM's style pooling, plain formula: per-channel ``(mean, sqrt(var + eps))`` over H x W
+    (B, C) with the unbiased variance, the biased one (0) on a 1x1 map where it is undefined.
+    In an exported graph the choice is no branch on the size (:func:`sample_variance`)."""
+    flat = x.flatten(2)
+    if exporting():
+        mean = flat.mean(dim=2, keepdim=True)
+        return mean.squeeze(2), (sample_variance(flat - mean, 2).squeeze(2) + eps).sqrt()
+    return flat.mean(dim=2), (flat.var(dim=2, unbiased=flat.shape[2] > 1) + eps).sqrt()
+
+
 class _MeanStdHW(Function):
     """Per-channel mean and ``sqrt(var + eps)`` over H x W, both of shape (B, C)."""
 
@@ -117,6 +160,8 @@ class _MeanStdHW(Function):
 
 def mean_std_hw(x, eps=1e-5, unbiased=True):
     """Per-channel ``(mean, sqrt(var + eps))`` over H x W, shapes (B, C)."""
+    if graph_capture():  # see sge()
+        return mean_std_hw_plain(x, eps, unbiased)
     return _MeanStdHW.apply(x, eps, unbiased)
 
 
@@ -128,7 +173,10 @@ def sge_plain(x, weight, bias, groups, eps=1e-5):
     sim = (grouped * grouped.mean(dim=(2, 3), keepdim=True)).sum(dim=1).reshape(b * groups,
                                                                                  h * w)
     centred = sim - sim.mean(dim=1, keepdim=True)
-    std = centred.std(dim=1, keepdim=True) if h * w > 1 else torch.zeros_like(centred)
+    if exporting():  # no branch on the map size: the graph holds at every input size
+        std = sample_variance(centred, 1).sqrt()
+    else:
+        std = centred.std(dim=1, keepdim=True) if h * w > 1 else torch.zeros_like(centred)
     norm = (centred / (std + eps)).reshape(b, groups, h, w)
     gate = torch.sigmoid(norm * weight + bias).reshape(b * groups, 1, h, w)
     return (grouped * gate).reshape(b, c, h, w)
@@ -199,7 +247,17 @@ class _SGE(Function):
 
 
 def sge(x, weight, bias, groups, eps=1e-5):
-    """Spatial group-wise enhance of ``x`` with per-group ``weight``/``bias`` (1, G, 1, 1)."""
+    """Spatial group-wise enhance of ``x`` with per-group ``weight``/``bias`` (1, G, 1, 1).
+
+    While a graph is recorded (:func:`graph_capture`) this is the plain formula, as are the
+    other public functions here: a recorded Function is no graph an exporter can use. Traced,
+    ``_SGE`` records its output as the fresh buffer it writes into through a view, and the
+    TorchScript ONNX exporter then emits that buffer (``ConstantOfShape``; no input at all
+    with static shapes) instead of the result; ``_MeanStdHW`` becomes an opaque ``PythonOp``
+    (``aten::size`` / ``aten::linalg_vecdot`` have no ONNX symbolic).
+    """
+    if graph_capture():
+        return sge_plain(x, weight, bias, groups, eps)
     return _SGE.apply(x, weight, bias, groups, eps)
 
 
@@ -250,6 +308,8 @@ class _AttentionPool(Function):
 
 def attention_pool(x, weight, bias=None):
     """GCNet context: ``sum_n softmax_n(w . x_n + bias) x_n``, shape (B, C, 1, 1)."""
+    if graph_capture():  # see sge()
+        return attention_pool_plain(x, weight, bias)
     return _AttentionPool.apply(x, weight, bias)
 
 
@@ -282,6 +342,6 @@ class _ChannelScale(Function):
 
 def channel_scale(x, gate):
     """``x * gate`` with ``gate`` of shape (B, C, 1, 1), cheaper backward."""
-    if not _needs_grad(x, gate):
+    if not _needs_grad(x, gate) or graph_capture():  # see sge()
         return x * gate
     return _ChannelScale.apply(x, gate)

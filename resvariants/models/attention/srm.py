@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from ._fused import channel_scale, fast_path, mean_std_hw
+from ._fused import channel_scale, fast_path, mean_std_hw, style_pool_plain
 from ._norm import safe_batch_norm
 from .factory import register_attention
 
@@ -47,13 +47,11 @@ class SRM(BaseModule):
 
     def style(self, x):
         """Per-channel (mean, std) over H x W, each (B, C)."""
-        b, c, h, w = x.shape
-        unbiased = int(h) * int(w) > 1
         if fast_path(self):
             # two-pass statistics (torch.var's Welford kernel is slow on the CPU), fused backward
-            return mean_std_hw(x, self.eps, unbiased=unbiased)
-        flat = x.reshape(b, c, h * w)
-        return flat.mean(dim=2), (flat.var(dim=2, unbiased=unbiased) + self.eps).sqrt()
+            b, c, h, w = x.shape
+            return mean_std_hw(x, self.eps, unbiased=h * w > 1)
+        return style_pool_plain(x, self.eps)
 
     def forward(self, x):
         b, c = x.shape[:2]

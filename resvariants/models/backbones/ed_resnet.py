@@ -20,11 +20,13 @@ full-width bottleneck ``p``). The paper does not publish the ratios; the configs
 projects/ed_path/README.md).
 """
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import constant_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from resvariants.registry import MODELS
+from ..attention._fused import exporting
 from ..attention._norm import safe_batch_norm
 from .merges import build_merge
 from .resnet import Bottleneck, ResNet
@@ -69,7 +71,17 @@ class EDPath(nn.Module):
 
     def forward(self, shortcut):
         code = self.relu(self._norm(self.encoder_norm, self.encoder_conv(shortcut)))
-        decoded = self.decoder_conv(code, output_size=shortcut.shape[-2:])
+        if exporting():
+            # ``output_size=`` turns into an output padding computed in Python, frozen at the
+            # traced size (an exported graph then breaks at the other parity); instead the
+            # largest output (padding stride - 1) cropped to the shortcut's size, the same values
+            conv = self.decoder_conv
+            decoded = F.conv_transpose2d(code, conv.weight, conv.bias, conv.stride, conv.padding,
+                                         tuple(s - 1 for s in conv.stride), conv.groups,
+                                         conv.dilation)
+            decoded = decoded[..., :shortcut.shape[-2], :shortcut.shape[-1]]
+        else:
+            decoded = self.decoder_conv(code, output_size=shortcut.shape[-2:])
         return self._norm(self.decoder_norm, decoded)
 
 
