@@ -4,7 +4,8 @@ exported file equals PyTorch at input sizes other than the export size (issue 17
 The backbones come from the ``resvariants`` registry (the small arguments of
 ``test_attention_batch1.BACKBONE_KWARGS``, which must name every registered backbone; one
 registered later without an entry is exported with its defaults) and the attention modules from
-the factory (``_attention_cases.TYPES``, each in a ResNet-50 trunk of base width 16), so a new
+the factory (``_attention_cases.TYPES``, each in a ResNet-50 trunk of base width 16), plus the
+trunk options without a class of their own (``preact=True``), so a new
 backbone or module is exported as soon as it is registered.
 
 Each model is exported at 64x64 (batch 2) with dynamic batch / height / width and run at 57x41
@@ -28,7 +29,7 @@ from test_attention_batch1 import BACKBONE_KWARGS, _registered_backbones  # noqa
 
 from resvariants.deployment import (ExportablePart, Runner, VerificationError,  # noqa: E402
                                     example_input, export, verify)
-from resvariants.models import ResNet  # noqa: E402
+from resvariants.models import EpsilonResNet, ResNet  # noqa: E402
 from resvariants.models.attention import _fused  # noqa: E402
 
 EXPORT_SIZE = (64, 64)
@@ -48,7 +49,10 @@ def _backbone_cases():
 
 BACKBONES = _backbone_cases()
 ATTENTION_CASES = {f'ResNet+{name}': (ResNet, dict(TINY, **trunk_kwargs(name))) for name in TYPES}
-CASES = {**BACKBONES, **ATTENTION_CASES}
+#: trunk options that change the blocks without a registered class of their own
+OPTION_CASES = {'ResNet(preact=True)': (ResNet, dict(TINY, preact=True)),
+                'EpsilonResNet(preact=True)': (EpsilonResNet, dict(TINY, preact=True))}
+CASES = {**BACKBONES, **ATTENTION_CASES, **OPTION_CASES}
 
 
 @pytest.fixture(scope='module')
