@@ -875,18 +875,25 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+def prepare_device(device=None, threads=None):
+    """``(device, machine description)`` of a timing run: ``device`` or CUDA if present, a
+    fixed number of torch CPU threads (default: the cores), cuDNN autotuning on a GPU."""
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if torch.device(device).type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda asked for, but torch sees no GPU')
-    threads = args.threads or os.cpu_count() or 1
+    threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     if torch.device(device).type == 'cuda':
         torch.backends.cudnn.benchmark = True
     quiet_mmengine()
     machine = machine_description(device, threads)
     _log(f'device: {device} ({machine})')
+    return device, machine
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device, machine = prepare_device(args.device, args.threads)
     result = {}
     os.makedirs(args.out_dir, exist_ok=True)
     if args.modules:

@@ -307,14 +307,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    if torch.device(device).type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError('--device cuda asked for, but torch sees no GPU')
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    bench.quiet_mmengine()
-    machine = bench.machine_description(device, threads)
-    bench._log(f'device: {device} ({machine})')
+    device, machine = bench.prepare_device(args.device, args.threads)
     rows = run(args, device)
     os.makedirs(args.out_dir, exist_ok=True)
     bench.write_csv(osp.join(args.out_dir, 'growth.csv'), rows, COLUMNS)
