@@ -158,12 +158,18 @@ def test_reference_compile_and_fold_rows(tmp_path, monkeypatch):
     assert comp['train_ratio'] == pytest.approx(1.2)  # to the compiled plain ResNet
     assert comp['target'] == pytest.approx(comp['gflops_ratio'] + 0.05)
     assert comp['ref_train_ratio'] == pytest.approx(1.0) and comp['ref_verdict'] == 'FAILS'
+    # ours compiled against the reference as its source runs it (eager): 0.6 / 1.5
+    assert comp['vs_ref_eager_train'] == pytest.approx(0.4)
+    assert comp['vs_ref_eager_bN'] == pytest.approx(0.4)  # the same fixed times in every phase
+    assert comp['vs_ref_eager_verdict'] == 'holds'
+    assert 'vs_ref_eager_train' not in sge
     assert rows['resnet50_in1k [compiled]']['verdict'] == 'baseline'
     assert comp['compile_s'] > 0 and 'compile_s' not in sge
     assert sge['fold_speedup_bN'] == pytest.approx(2.0) and 'folded_bN_ms' not in comp
     with open(tmp_path / 'benchmark.csv') as f:
         assert list(csv.DictReader(f).fieldnames) == (
-            tool.COLUMNS + tool.REFERENCE_COLUMNS + tool.COMPILE_COLUMNS + tool.FOLD_COLUMNS)
+            tool.COLUMNS + tool.REFERENCE_COLUMNS + tool.COMPILE_COLUMNS +
+            tool.COMPILED_VS_EAGER_REFERENCE_COLUMNS + tool.FOLD_COLUMNS)
 
 
 def test_fold_conv_bn_keeps_the_logits_and_refuses_a_change(monkeypatch):
