@@ -172,6 +172,41 @@ def test_reference_compile_and_fold_rows(tmp_path, monkeypatch):
             tool.COMPILED_VS_EAGER_REFERENCE_COLUMNS + tool.FOLD_COLUMNS)
 
 
+def test_channels_last_rows_run_channels_last_and_give_speedups(tmp_path, monkeypatch):
+    """--channels-last-rows: one eager channels_last row per config (its tensors really are
+    channels_last), and the speed-ups contiguous / channels_last from the same rounds."""
+    times = {'resnet50_in1k': 1.0, 'resnet50_in1k [channels_last]': 0.8,
+             'se_resnet50_in1k': 1.1, 'se_resnet50_in1k [channels_last]': 1.25}
+    formats = {}
+
+    def fixed_times(fns, clock, warmup, runs, progress=None):
+        return {name: [times[name]] for name in fns}
+
+    real_init = tool.ClassifierBench.__init__
+
+    def spy_init(self, model, *args, **kwargs):
+        real_init(self, model, *args, **kwargs)
+        formats[len(formats)] = self.train_x.is_contiguous(memory_format=torch.channels_last) \
+            and not self.train_x.is_contiguous()
+
+    monkeypatch.setattr(tool, 'interleaved', fixed_times)
+    monkeypatch.setattr(tool.ClassifierBench, '__init__', spy_init)
+    result = tool.main(['--configs', 'configs/imagenet/resnet50_in1k.py',
+                        'configs/imagenet/se_resnet50_in1k.py', '--channels-last-rows',
+                        '--device', 'cpu', '--size', '32', '--train-batch', '2',
+                        '--infer-batch', '2', '--runs', '1', '--warmup', '0', '--threads', '1',
+                        '--out-dir', str(tmp_path)])
+    rows = {r['config']: r for r in result['models']}
+    assert list(rows) == list(times)
+    assert list(formats.values()) == [False, True, False, True]
+    assert rows['resnet50_in1k']['cl_train_speedup'] == pytest.approx(1.25)
+    assert rows['se_resnet50_in1k']['cl_bN_speedup'] == pytest.approx(0.88)
+    assert 'cl_train_speedup' not in rows['se_resnet50_in1k [channels_last]']
+    assert rows['resnet50_in1k [channels_last]']['train_ratio'] == pytest.approx(0.8)
+    with open(tmp_path / 'benchmark.csv') as f:
+        assert list(csv.DictReader(f).fieldnames) == tool.COLUMNS + tool.CHANNELS_LAST_COLUMNS
+
+
 def test_fold_conv_bn_keeps_the_logits_and_refuses_a_change(monkeypatch):
     import mmcv.cnn
     model = tool.build_model('configs/imagenet/se_resnet50_in1k.py')

@@ -82,6 +82,8 @@ COMPILE_COLUMNS = ['compile_s']
 COMPILED_VS_EAGER_REFERENCE_COLUMNS = ['vs_ref_eager_train', 'vs_ref_eager_b1',
                                        'vs_ref_eager_bN', 'vs_ref_eager_verdict']
 FOLD_COLUMNS = ['folded_b1_ms', 'folded_bN_ms', 'fold_speedup_bN']
+#: --channels-last-rows: contiguous time / channels_last time of the same model (eager)
+CHANNELS_LAST_COLUMNS = ['cl_train_speedup', 'cl_b1_speedup', 'cl_bN_speedup']
 MODULE_COLUMNS = [
     'module', 'stage', 'shape', 'equal', 'fused_train_ms', 'plain_train_ms', 'train_speedup',
     'fused_infer_ms', 'plain_infer_ms', 'infer_speedup'
@@ -471,7 +473,8 @@ def model_variants(args):
     """``[(suffix, implementation, compiled)]``: the rows each config gets. ``ours`` is the
     library's model; ``reference`` (``--reference``) the same weights with every attention
     module computing its source-style formula; ``plain formulas`` (``--plain-modules``) ours
-    with the fast paths off; ``compiled`` (``--compile``) adds each of them compiled."""
+    with the fast paths off; ``compiled`` (``--compile``) adds each of them compiled;
+    ``channels_last`` (``--channels-last-rows``) ours, eager, in channels_last."""
     impls = ['ours'] + (['reference'] if args.reference else []) + (
         ['plain formulas'] if args.plain_modules else [])
     modes = [False] + ([True] if args.compile else [])
@@ -480,6 +483,8 @@ def model_variants(args):
         for impl in impls:
             tags = ([] if impl == 'ours' else [impl]) + (['compiled'] if compiled else [])
             out.append((f' [{", ".join(tags)}]' if tags else '', impl, compiled))
+    if args.channels_last_rows:
+        out.append((' [channels_last]', 'channels_last', False))
     return out
 
 
@@ -496,7 +501,7 @@ def benchmark_models(args, device):
         complexity = count_complexity(model, (224, 224))
         attention = has_attention(model)
         for suffix, impl, compiled in variants:
-            if impl != 'ours' and not attention:
+            if impl not in ('ours', 'channels_last') and not attention:
                 continue  # the plain ResNet has no modules to swap: its own row serves
             copy_ = copy.deepcopy(model)
             if impl == 'reference' and not use_source_style(copy_):
@@ -508,7 +513,7 @@ def benchmark_models(args, device):
                 _log(f'  {row_name}: compiling ({args.compile_backend})')
             benches[row_name] = ClassifierBench(
                 copy_, device, args.train_batch, args.size, args.infer_batch, amp=args.amp,
-                channels_last=args.channels_last,
+                channels_last=args.channels_last or impl == 'channels_last',
                 compile_backend=args.compile_backend if compiled else None,
                 fold_bn=args.fold_bn and not compiled)
             rows[row_name] = dict(config=row_name, model=name, impl=impl, compiled=compiled,
@@ -572,6 +577,11 @@ def benchmark_models(args, device):
             row['ref_bN_ratio'] = median_ratio(latency[args.infer_batch], name, ref)
             worst = max(row['ref_train_ratio'], row['ref_b1_ratio'], row['ref_bN_ratio'])
             row['ref_verdict'] = 'holds' if worst <= REFERENCE_TARGET else 'FAILS'
+        cl = row['model'] + ' [channels_last]'
+        if row['impl'] == 'ours' and not row['compiled'] and cl in rows:
+            row['cl_train_speedup'] = median_ratio(train, name, cl)
+            row['cl_b1_speedup'] = median_ratio(latency[1], name, cl)
+            row['cl_bN_speedup'] = median_ratio(latency[args.infer_batch], name, cl)
         eager_ref = row['model'] + ' [reference]'
         if row['impl'] == 'ours' and row['compiled'] and eager_ref in rows:
             # what a user of the library gets (compiled) against the source code as it runs
@@ -588,7 +598,8 @@ def model_columns(args):
     return (COLUMNS + (REFERENCE_COLUMNS if args.reference else []) +
             (COMPILE_COLUMNS if args.compile else []) +
             (COMPILED_VS_EAGER_REFERENCE_COLUMNS if args.reference and args.compile else []) +
-            (FOLD_COLUMNS if args.fold_bn else []))
+            (FOLD_COLUMNS if args.fold_bn else []) +
+            (CHANNELS_LAST_COLUMNS if args.channels_last_rows else []))
 
 
 def benchmark_detectors(args, device):
@@ -844,6 +855,9 @@ def parse_args(argv=None):
                              'CPU; or the dtype')
     parser.add_argument('--channels-last', action='store_true',
                         help='models and inputs in channels_last memory format')
+    parser.add_argument('--channels-last-rows', action='store_true',
+                        help='add an eager channels_last row per config and the speed-ups '
+                             'contiguous / channels_last (same weights, same rounds)')
     parser.add_argument('--out-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'),
                         help='where the .md/.csv/.png go (docs/benchmarks for the docs)')
     parser.add_argument('--modules', action='store_true',
