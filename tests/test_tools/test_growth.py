@@ -132,3 +132,13 @@ def test_bad_arguments_are_rejected(capsys):
         with pytest.raises(SystemExit):
             tool.parse_args(argv)
         assert message in capsys.readouterr().err
+
+
+def test_detection_backbone_normalises_with_measured_statistics():
+    """Frozen BN statistics at their initial values (0, 1) let a weight-standardised net's
+    features overflow (every conv multiplies them by about its fan-in's square root): the
+    statistics are measured on a batch first, so the WS backbone stays finite."""
+    _, det, _ = tool.build_variant(osp.join(REPO, 'configs/imagenet/ws_resnet50_in1k.py'))
+    assert not torch.equal(det.bn1.running_var, torch.ones_like(det.bn1.running_var))
+    outs = det(torch.randn(1, 3, 64, 64))
+    assert all(torch.isfinite(o).all() and o.abs().max() < 1e3 for o in outs)

@@ -118,6 +118,27 @@ class BackboneStep(ClassifierStep):
         return sum(out.mean() for out in self.model(self.x))
 
 
+def measure_bn_statistics(backbone, size=64, batch=4, seed=0):
+    """Set every BatchNorm's running statistics to those of one random batch (as a trained
+    network has statistics that fit its weights). The detection backbone normalises with its
+    running statistics (``norm_eval``); at their initial values (0, 1) a weight-standardised
+    network's features grow by every conv's fan-in and overflow."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    norms = [m for m in backbone.modules() if isinstance(m, _BatchNorm)]
+    saved = [(m, m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+        m.train()
+    with torch.no_grad():
+        backbone(torch.randn(batch, 3, size, size,
+                             generator=torch.Generator().manual_seed(seed)))
+    for m, momentum, training in saved:
+        m.momentum = momentum
+        m.train(training)
+    return backbone
+
+
 def build_variant(path):
     """``(classifier, detection backbone, supports with_cp)`` of an ImageNet config: the
     classifier with its own initialisation, and its backbone config rebuilt with the detection
@@ -128,6 +149,7 @@ def build_variant(path):
     det_cfg = copy.deepcopy(cfg.model.backbone)
     det_cfg.update(DET_BACKBONE, init_cfg=None)
     det = build_model(cfg, det_cfg, without_checkpoint=True)
+    measure_bn_statistics(classifier.backbone)
     det.load_state_dict(classifier.backbone.state_dict())
     try:  # a backbone whose blocks define no checkpointing refuses with_cp=True
         build_model(cfg, dict(det_cfg, with_cp=True), without_checkpoint=True)
