@@ -1,6 +1,7 @@
 """Evaluate a checkpoint: COCO mAP for detectors, top-1/top-5 for classifiers.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+                         [--fuse-conv-bn] [--channels-last]
                          [--cfg-options k=v ...] [--launcher ...]
 """
 import os.path as osp
@@ -22,6 +23,12 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='dump predictions to a pickle file (.pkl)')
+    parser.add_argument('--fuse-conv-bn', action='store_true',
+                        help='fold every BatchNorm into the convolution before it (faster '
+                             'inference, same outputs to float rounding)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='run the backbone in channels_last memory format (faster on the '
+                             'CPU for every variant but SGE; docs/benchmarks.md)')
     add_common_args(parser)
     return finish_args(parser.parse_args(argv))
 
@@ -61,6 +68,10 @@ def main(argv=None):
         evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
         evaluator.append(dict(type=metric_type, out_file_path=args.out))
         cfg.test_evaluator = evaluator
+    if args.fuse_conv_bn or args.channels_last:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', None) or []) + [dict(
+            type='resvariants.InferenceFastPathHook', fuse_conv_bn=args.fuse_conv_bn,
+            channels_last=args.channels_last)]
     start_cpu_process_group(cfg)
     runner = build_runner(cfg)
     check_checkpoint_matches_model(runner, checkpoint, args.checkpoint)

@@ -186,9 +186,14 @@ def _require(package, what):
 
 
 class Runner:
-    """Runs an exported file on CPU: ``runner(x)`` -> list of float32 numpy arrays."""
+    """Runs an exported file on CPU: ``runner(x)`` -> list of float32 numpy arrays.
 
-    def __init__(self, path, fmt, threads=None):
+    ``spinning=False`` stops onnxruntime's worker threads from busy-waiting after a run (its
+    default keeps them spinning, which takes the CPU from whatever runs next: set it when
+    timing other runtimes in the same process).
+    """
+
+    def __init__(self, path, fmt, threads=None, spinning=True):
         if fmt not in FORMATS:
             raise ValueError(f'unknown format {fmt!r}; choose one of {FORMATS}')
         if not osp.isfile(path):
@@ -201,6 +206,9 @@ class Runner:
             if threads:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
+            if not spinning:
+                options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+                options.add_session_config_entry('session.inter_op.allow_spinning', '0')
             self.session = ort.InferenceSession(path, options,
                                                 providers=['CPUExecutionProvider'])
             self.input_name = self.session.get_inputs()[0].name

@@ -183,6 +183,26 @@ def test_a_static_shape_sge_graph_reads_its_input(tmp_path):
             np.testing.assert_allclose(runner(x)[0], module(x).numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_runner_without_spinning_sets_the_session_option_and_computes_the_same(tmp_path):
+    """``Runner(..., spinning=False)`` (what the latency benchmark uses) turns onnxruntime's
+    busy-waiting threads off in the session it runs, and changes no output."""
+    from resvariants.models.attention import SGE
+    module = randomise(SGE(32, groups=4)).eval()
+    path = str(tmp_path / 'sge.onnx')
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.randn(2, 32, 9, 7), ), path, dynamo=False,
+                          input_names=['input'], opset_version=17)
+    quiet, default = Runner(path, 'onnx', threads=1, spinning=False), Runner(path, 'onnx')
+    options = quiet.session.get_session_options()
+    assert options.get_session_config_entry('session.intra_op.allow_spinning') == '0'
+    assert options.get_session_config_entry('session.inter_op.allow_spinning') == '0'
+    with pytest.raises(RuntimeError, match='allow_spinning'):  # the default: no entry, spinning
+        default.session.get_session_options().get_session_config_entry(
+            'session.intra_op.allow_spinning')
+    x = torch.randn(2, 32, 9, 7)
+    np.testing.assert_array_equal(quiet(x)[0], default(x)[0])
+
+
 def test_a_constant_graph_fails_verification(tmp_path):
     """What the verification catches: an exported graph that ignores its input."""
 

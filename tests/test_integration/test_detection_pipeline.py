@@ -30,14 +30,39 @@ def test_detector_trains_two_iterations(trained_detector):
     assert any(k.startswith('backbone.layer4.') for k in ckpt['state_dict'])
 
 
-def test_coco_evaluation_with_tools_test(trained_detector, tmp_path):
+@pytest.fixture(scope='module')
+def coco_evaluation(trained_detector, tmp_path_factory):
+    """tools/test.py on the trained detector: (output, COCO figures)."""
     work, _ = trained_detector
     # after 2 iterations scores are low: keep every box so COCOeval has detections to score
     code, out = python_tool('tools/test.py', DET_CFG, osp.join(work, 'iter_2.pth'),
-                            '--work-dir', str(tmp_path), '--cfg-options',
+                            '--work-dir', str(tmp_path_factory.mktemp('test')), '--cfg-options',
                             'model.test_cfg.rcnn.score_thr=0.0')
     assert code == 0, out[-4000:]
-    check_coco_summary(out)
+    return out, check_coco_summary(out)
+
+
+def test_coco_evaluation_with_tools_test(coco_evaluation):
+    out, _ = coco_evaluation
+    assert 'inference fast path' not in out
+
+
+def test_inference_fast_path_gives_the_same_coco_figures(trained_detector, coco_evaluation,
+                                                         tmp_path):
+    """--fuse-conv-bn --channels-last: BatchNorms folded after the checkpoint is loaded, the
+    backbone in channels_last; the 12 COCO figures equal the plain evaluation's."""
+    work, _ = trained_detector
+    code, out = python_tool('tools/test.py', DET_CFG, osp.join(work, 'iter_2.pth'),
+                            '--work-dir', str(tmp_path), '--fuse-conv-bn', '--channels-last',
+                            '--cfg-options', 'model.test_cfg.rcnn.score_thr=0.0')
+    assert code == 0, out[-4000:]
+    assert re.search(r'inference fast path: folded (\d+) of \1 BatchNorms into their '
+                     r'convolutions; backbone in channels_last', out), out[-3000:]
+    values = check_coco_summary(out)
+    plain = coco_evaluation[1]
+    assert values.keys() == plain.keys()
+    for key, value in plain.items():
+        assert values[key] == pytest.approx(value, abs=2e-3), key
 
 
 def check_coco_summary(out):

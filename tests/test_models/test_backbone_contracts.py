@@ -245,7 +245,7 @@ _TYPE_ERROR = {opt: (TypeError, opt) for opt in (
     'plugins', 'attention', 'strides', 'stem_channels')}
 UNSUPPORTED = {
     'OctResNet': {opt: (ValueError, opt) for opt in
-                  ('avg_down', 'with_cp', 'dcn', 'plugins', 'attention')},
+                  ('avg_down', 'dcn', 'plugins', 'attention')},
     'RMPlainResNet': {opt: (ValueError, opt) for opt in
                       ('deep_stem', 'avg_down', 'dcn', 'plugins', 'attention',
                        'zero_init_residual')},

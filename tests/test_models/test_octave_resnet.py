@@ -196,7 +196,7 @@ def test_zero_init_residual_zeroes_both_frequencies_of_the_last_norm():
 
 @pytest.mark.parametrize('kwargs', [
     dict(alpha=0.), dict(alpha=1.0), dict(attention='se'), dict(sk=dict(groups=32)),
-    dict(groups=32), dict(with_cp=True), dict(avg_down=True), dict(num_stages=1),
+    dict(groups=32), dict(avg_down=True), dict(num_stages=1),
 ])
 def test_unsupported_options_are_refused(kwargs):
     with pytest.raises(ValueError, match='OctResNet'):

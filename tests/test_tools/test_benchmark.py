@@ -283,6 +283,14 @@ def test_gpu_bench_refuses_unknown_arguments():
     assert done.returncode == 2 and "unknown argument '--dryrun'" in done.stderr
 
 
+def test_gpu_wheels_refuses_unknown_arguments():
+    """tools/analysis/gpu_wheels.sh names the argument it does not know (and downloads nothing)."""
+    import subprocess
+    done = subprocess.run(['bash', osp.join(REPO, 'tools', 'analysis', 'gpu_wheels.sh'),
+                           '--python', '3.12'], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown argument '--python'" in done.stderr
+
+
 def test_gpu_bench_dry_run_runs_every_step_on_the_cpu(tmp_path):
     """tools/analysis/gpu_bench.sh --dry-run: the GPU script's four steps at tiny shapes, on
     the CPU (bfloat16 / float16 autocast, compiled rows with the eager backend)."""
@@ -304,5 +312,9 @@ def test_gpu_bench_dry_run_runs_every_step_on_the_cpu(tmp_path):
     assert all(float(r['compile_s']) > 0 for r in rows if 'compiled' in r['config'])
     assert 'AMP (bfloat16)' in (tmp_path / 'bf16' / 'benchmark.md').read_text()
     assert 'AMP (float16)' in (tmp_path / 'fp16' / 'benchmark.md').read_text()
+    with open(tmp_path / 'fp16' / 'benchmark.csv') as f:
+        fp16_rows = [r['config'] for r in csv.DictReader(f)]
+    assert fp16_rows == ['resnet50_in1k', 'resnet50_in1k [channels_last]', 'sge_resnet50_in1k',
+                         'sge_resnet50_in1k [reference]', 'sge_resnet50_in1k [channels_last]']
     assert '| sge | network |' in (tmp_path / 'modules' / 'modules.md').read_text()
     assert 'gpu_bench.sh: done in' in done.stdout

@@ -12,10 +12,10 @@
 #      pure-Python needs; torch comes with the machine);
 #   1. correctness: tools/analysis/device_check.py, every attention module's fast path and
 #      compiled graph against its plain formula, fp32 and autocast (float16, bfloat16);
-#   2. the model table at batch 32 / 224, bfloat16 autocast (no channels_last: the sources'
-#      .view() chains, e.g. SGE's, refuse channels_last tensors), eager and compiled,
-#      with the source-style reference rows (tools/analysis/benchmark.py --reference --compile);
-#   3. the same eager with float16 autocast (GradScaler);
+#   2. the model table at batch 32 / 224, bfloat16 autocast, eager and compiled, with the
+#      source-style reference rows (tools/analysis/benchmark.py --reference --compile);
+#   3. the same eager with float16 autocast (GradScaler), plus an eager channels_last row per
+#      config (ours only: the sources' .view() chains, e.g. SGE's, refuse channels_last);
 #   4. the module decision table (--modules --compile) at batch 32.
 # Budget: about 8 minutes on one H200 with 16 cores (compiling is the larger part); set
 # GPU_BENCH_STEPS="1 2" to run a subset.
@@ -42,6 +42,25 @@ if [[ -n "$WHEELS" ]]; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target "$SITE" "$WHEELS"/*.whl
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+  if [[ -d "$SITE/mmcv" && ! -e "$SITE/mmcv/_ext.py" ]] && ! compgen -G "$SITE/mmcv/_ext*.so" > /dev/null; then
+    # mmcv without compiled ops (mmcv_lite): mmdet.models imports mmcv.ops, whose modules look
+    # up their kernels in mmcv._ext when imported. The backbones, the benchmark and the
+    # correctness pass call none of them; this stand-in lets the imports succeed and makes
+    # any op that is called fail with its name.
+    cat > "$SITE/mmcv/_ext.py" <<'PY'
+"""Stand-in for mmcv's compiled ops in a benchmark-only install (gpu_bench.sh): no op works."""
+
+
+def __getattr__(name):
+    if name.startswith('__'):
+        raise AttributeError(name)
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError(f'mmcv op {name!r} called, but this mmcv was installed without its '
+                           f'compiled ops (gpu_bench.sh, mmcv_lite)')
+    return unavailable
+PY
+  fi
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
@@ -80,9 +99,9 @@ if step 2; then
     --reference --compile --out-dir "$OUT/bf16"
 fi
 if step 3; then
-  echo "== 3. model table: float16 autocast (GradScaler), eager"
+  echo "== 3. model table: float16 autocast (GradScaler), eager, contiguous and channels_last"
   "$PYTHON" tools/analysis/benchmark.py "${DEVICE[@]}" "${TABLE[@]}" --amp float16 \
-    --reference --out-dir "$OUT/fp16"
+    --reference --channels-last-rows --out-dir "$OUT/fp16"
 fi
 if step 4; then
   echo "== 4. modules: plain, fast path, compiled"

@@ -259,7 +259,10 @@ def plot(rows, path, title):
                              r['with_cp'] == on)
                 if not pts:
                     continue
-                ax.plot(*zip(*pts), marker='o', ms=3, color=f'C{k % 10}',
+                # tab20's ten dark colours, then its ten light ones, then new markers: every
+                # variant its own line however many there are
+                ax.plot(*zip(*pts), marker='os^D'[k // 20 % 4], ms=3,
+                        color=plt.get_cmap('tab20')((2 * k) % 20 + (k % 20) // 10),
                         linestyle='--' if on else '-', linewidth=1,
                         label=name.replace('_in1k', '') if not on else None)
         ax.set_xscale('log', base=2)

@@ -16,8 +16,9 @@ checks the files against PyTorch at the timed size, then times ``--runs`` rounds
 runner of every config takes one turn (interleaved, so load from other processes hits all
 alike) after ``--warmup`` rounds, and prints the median per runner: PyTorch eager
 (``torch.inference_mode``, the fast paths on), the traced TorchScript module, and an
-onnxruntime CPU session; ``torch.set_num_threads`` and onnxruntime's intra-op threads are both
-``--threads``. Timings mean something only on an otherwise idle machine.
+onnxruntime CPU session (its threads do not spin between runs: spinning threads would take
+the CPU from the next runner); ``torch.set_num_threads`` and onnxruntime's intra-op threads are
+both ``--threads``. Timings mean something only on an otherwise idle machine.
 """
 import argparse
 import glob
@@ -186,7 +187,7 @@ def latency(args):
                 path = osp.join(tmp, f'{name}.{fmt}')
                 export(part, example_input(shape), path, fmt)
                 verify(part, path, fmt, [shape], batch=1, threads=args.threads)  # equality first
-                runners[name][label] = Runner(path, fmt, threads=args.threads)
+                runners[name][label] = Runner(path, fmt, threads=args.threads, spinning=False)
             print(f'exported and verified {name}', file=sys.stderr, flush=True)
         times = {(n, label): [] for n, rs in runners.items() for label in rs}
         for round_index in range(args.warmup + args.runs):

@@ -37,6 +37,8 @@ class OctaveBottleneck(_BlockMixin, BaseModule):
         norm_cfg (dict): Config of the norms.
         alpha_in (float): Low-frequency ratio of the block input.
         alpha_out (float): Low-frequency ratio of the block's inner maps and output.
+        with_cp (bool): Gradient checkpointing: the backward pass recomputes the block instead
+            of keeping its activations (both frequency streams).
         init_cfg (dict | None): mmengine init config.
     """
 
@@ -44,7 +46,7 @@ class OctaveBottleneck(_BlockMixin, BaseModule):
 
     def __init__(self, inplanes, planes, stride=1, dilation=1, downsample=None,
                  style='pytorch', conv_cfg=None, norm_cfg=dict(type='BN'), alpha_in=0.5,
-                 alpha_out=0.5, init_cfg=None):
+                 alpha_out=0.5, with_cp=False, init_cfg=None):
         super().__init__(init_cfg)
         if style not in ('pytorch', 'caffe'):
             raise ValueError(f'style must be "pytorch" or "caffe", got {style!r}')
@@ -52,7 +54,7 @@ class OctaveBottleneck(_BlockMixin, BaseModule):
         self.stride, self.dilation, self.style = stride, dilation, style
         self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
         self.alpha_in, self.alpha_out = alpha_in, alpha_out
-        self.with_cp = False
+        self.with_cp = with_cp
         conv1_stride, conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
         out_channels = planes * self.expansion
         self.conv1 = OctaveConv(inplanes, planes, 1, alpha_in, alpha_out, stride=conv1_stride,
@@ -107,8 +109,8 @@ class OctResNet(ResNet):
         alpha (float): Low-frequency ratio inside the network, in (0, 1). Defaults to 0.5.
         **kwargs: ``resvariants.ResNet`` / mmdet ``ResNet`` arguments (``out_indices``,
             ``frozen_stages``, ``norm_eval``, ``style``, ``conv_cfg``, ``norm_cfg``,
-            ``zero_init_residual``, ``deep_stem``, ``init_cfg``, ...). Attention modules,
-            SK, ResNeXt groups, DCN, plugins, ``avg_down`` and ``with_cp`` are not defined for
+            ``zero_init_residual``, ``deep_stem``, ``with_cp``, ``init_cfg``, ...). Attention
+            modules, SK, ResNeXt groups, DCN, plugins and ``avg_down`` are not defined for
             octave blocks and raise ``ValueError``.
 
     Example:
@@ -126,7 +128,7 @@ class OctResNet(ResNet):
         152: (OctaveBottleneck, (3, 8, 36, 3)),
     }
     _unsupported = dict(attention=None, sk=None, dcn=None, plugins=None, groups=1,
-                        avg_down=False, with_cp=False)
+                        avg_down=False)
 
     def __init__(self, depth, alpha=0.5, **kwargs):
         if not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -150,7 +152,7 @@ class OctResNet(ResNet):
         return alpha_in, inner, inner
 
     def make_res_layer(self, block, inplanes, planes, num_blocks, stride, dilation, style,
-                       conv_cfg, norm_cfg, init_cfg=None, **unused):
+                       conv_cfg, norm_cfg, init_cfg=None, with_cp=False, **unused):
         """One stage of octave bottlenecks (called by mmdet's constructor, stage by stage)."""
         index = len(self.res_layers)
         alpha_in, alpha_out, alpha_rest = self.stage_alphas(index)
@@ -165,7 +167,7 @@ class OctResNet(ResNet):
                            conv_cfg=conv_cfg),
                 OctaveNorm(norm_cfg, out_channels, alpha_out))
         common = dict(dilation=dilation, style=style, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                      init_cfg=init_cfg)
+                      with_cp=with_cp, init_cfg=init_cfg)
         blocks = [block(inplanes, planes, stride=stride, downsample=downsample,
                         alpha_in=alpha_in, alpha_out=alpha_out, **common)]
         blocks += [block(out_channels, planes, alpha_in=alpha_rest, alpha_out=alpha_rest,

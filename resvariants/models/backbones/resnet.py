@@ -80,11 +80,18 @@ def _checkpoint_contexts(module):
     return contextlib.nullcontext(), _BuffersKept(module)
 
 
+def _requires_grad(x):
+    """Whether a block input needs gradients: a tensor, or an octave ``(high, low)`` pair."""
+    if isinstance(x, (tuple, list)):
+        return any(t is not None and t.requires_grad for t in x)
+    return x.requires_grad
+
+
 def _block_forward(self, x):
     def _inner_forward(x):
         return self.merge(self.residual(x), x)
 
-    if self.with_cp and x.requires_grad:
+    if self.with_cp and _requires_grad(x):
         # the backward pass re-runs the block: keep its buffers from being updated twice
         out = cp.checkpoint(_inner_forward, x, use_reentrant=False,
                             context_fn=functools.partial(_checkpoint_contexts, self))
